@@ -1,0 +1,214 @@
+"""Model providers behind one call: `complete(model, system, messages, tools) -> ModelReply`.
+
+This package knows nothing of WhatsApp or Kapso. It speaks a neutral conversation format (below),
+translates it to each provider's wire format, and raises ModelError — classified as transient or
+permanent — on every failure. It makes one attempt; the caller owns retries and backoff.
+
+Messages, oldest first:
+    {"role": "user", "content": str}
+    {"role": "assistant", "content": str, "tool_calls": [ToolCallRequest, ...]}   # tool_calls optional
+    {"role": "tool", "tool_call_id": str, "name": str, "content": str}            # content: JSON result
+"""
+
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from django.conf import settings
+
+PROVIDERS = ("openai", "xai", "groq", "openrouter", "ollama", "anthropic", "offline")
+
+
+@dataclass
+class ToolSpec:
+    name: str
+    description: str
+    parameters: dict  # JSON schema of the arguments
+
+
+@dataclass
+class ToolCallRequest:
+    id: str
+    name: str  # the original tool name, e.g. "whatsapp.send", never the wire-safe one
+    arguments: dict
+
+
+@dataclass
+class ModelReply:
+    text: str
+    tool_calls: list[ToolCallRequest] = field(default_factory=list)
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class ModelError(Exception):
+    """A failed model call. `transient` tells the caller whether trying again can help."""
+
+    def __init__(self, message: str, *, transient: bool, retry_after: float | None = None, status: int = 0):
+        super().__init__(message)
+        self.transient = transient
+        self.retry_after = retry_after
+        self.status = status  # HTTP status; 0 when no response arrived or the call was never made
+
+
+def complete(model: dict, system: str, messages: list[dict], tools: list[ToolSpec]) -> ModelReply:
+    provider = model.get("provider")
+    adapter = _adapters().get(provider)
+    if adapter is None:
+        known = ", ".join(PROVIDERS)
+        raise ModelError(f"Unknown model provider {provider!r}; expected one of: {known}", transient=False)
+    return adapter(model, system, messages, tools)
+
+
+def _adapters() -> dict[str, Callable[..., ModelReply]]:
+    # Imported here rather than at the top because the adapters import the types defined above.
+    from . import anthropic, offline, openai_compat
+
+    compat = {name: openai_compat.complete for name in openai_compat.PROVIDERS}
+    return {**compat, "anthropic": anthropic.complete, "offline": offline.complete}
+
+
+# --- Tool names on the wire -------------------------------------------------------------------
+
+# OpenAI and Anthropic accept only these tool names; ours are dotted ("whatsapp.send").
+_WIRE_SAFE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+_UNSAFE_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
+
+
+def wire_tool_names(tools: list[ToolSpec], messages: list[dict]) -> dict[str, str]:
+    """Original → wire-safe name for every tool this call mentions, offered or in the history.
+
+    Names that are already safe keep themselves, so the sanitised ones can never take their place;
+    a sanitised name that collides gets a numeric suffix. The map is one-to-one, hence reversible.
+    """
+    names = list(dict.fromkeys([tool.name for tool in tools] + _history_tool_names(messages)))
+    mapping = {name: name for name in names if _WIRE_SAFE.match(name)}
+    taken = set(mapping)
+    for name in names:
+        if name in mapping:
+            continue
+        base = _UNSAFE_CHARS.sub("_", name)[:64] or "tool"
+        wire, n = base, 2
+        while wire in taken:
+            suffix = f"_{n}"
+            wire, n = base[: 64 - len(suffix)] + suffix, n + 1
+        mapping[name] = wire
+        taken.add(wire)
+    return mapping
+
+
+def original_tool_name(wire: str, mapping: dict[str, str]) -> str:
+    """The name a tool had before wire_tool_names; a name the model made up comes back as it is."""
+    return next((original for original, safe in mapping.items() if safe == wire), wire)
+
+
+def _history_tool_names(messages: list[dict]) -> list[str]:
+    names = []
+    for message in messages:
+        if message.get("role") == "assistant":
+            names += [as_tool_call(call).name for call in message.get("tool_calls") or []]
+        elif message.get("role") == "tool" and message.get("name"):
+            names.append(message["name"])
+    return names
+
+
+def as_tool_call(call: ToolCallRequest | dict) -> ToolCallRequest:
+    """Accept history tool calls as dataclasses or as the plain dicts they are stored as."""
+    if isinstance(call, ToolCallRequest):
+        return call
+    return ToolCallRequest(id=str(call["id"]), name=str(call["name"]), arguments=dict(call.get("arguments") or {}))
+
+
+# --- HTTP shared by the adapters --------------------------------------------------------------
+
+_local = threading.local()
+
+
+def _http() -> httpx.Client:
+    """One pooled client per thread, so worker threads keep their provider connections alive."""
+    client = getattr(_local, "client", None)
+    if client is None or client.is_closed:
+        client = _local.client = httpx.Client()
+    return client
+
+
+def post_json(provider: str, url: str, *, headers: dict[str, str], body: dict) -> dict:
+    """POST a JSON body and return the JSON object answered; every failure becomes a ModelError."""
+    # The timeout is read per call (not fixed on the client) so a changed setting takes effect at once.
+    timeout = settings.MODEL_TIMEOUT_SECONDS
+    try:
+        response = _http().post(url, json=body, headers=headers, timeout=timeout)
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+        raise ModelError(f"{provider}: the base URL {url!r} is not usable: {exc}", transient=False) from exc
+    except httpx.TimeoutException as exc:
+        raise ModelError(f"{provider} did not answer within {timeout:g}s", transient=True) from exc
+    except httpx.HTTPError as exc:
+        raise ModelError(f"{provider} could not be reached: {type(exc).__name__}: {exc}", transient=True) from exc
+    if response.status_code >= 400:
+        raise _http_error(provider, response)
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise malformed(provider, response.text)
+    return data
+
+
+def malformed(provider: str, detail: Any) -> ModelError:
+    # Not transient: a proxy page or a wrong base URL answers the same way every time.
+    return ModelError(f"{provider} returned a malformed response: {str(detail)[:200]!r}", transient=False)
+
+
+def _http_error(provider: str, response: httpx.Response) -> ModelError:
+    status = response.status_code
+    # 408/425/429 and 5xx pass with time; 409 is a conflict on the provider's side (OpenAI uses it so).
+    transient = status in (408, 409, 425, 429) or status >= 500
+    return ModelError(
+        f"{provider} answered HTTP {status}: {_error_message(response)}",
+        transient=transient,
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        status=status,
+    )
+
+
+def _error_message(response: httpx.Response) -> str:
+    # OpenAI-style and Anthropic-style bodies both carry {"error": {"message": ...}}.
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        error = None
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])[:500]
+    if isinstance(error, str):
+        return error[:500]
+    return response.text[:500] or response.reason_phrase
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds; the header may hold a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # HTTP dates are GMT; a zone-less one is read as such
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def required_key(setting: str) -> str:
+    key = getattr(settings, setting, "")
+    if not key:
+        raise ModelError(f"{setting} is not set", transient=False)
+    return key

@@ -1,0 +1,83 @@
+from django.db import models
+from django.db.models import Q
+
+from apps.core.models import OrgOwnedModel
+
+
+class Agent(OrgOwnedModel):
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=60)
+    system_prompt = models.TextField(blank=True, default="")
+    model_provider = models.CharField(max_length=20, default="offline")
+    model_name = models.CharField(max_length=100, default="demo")
+    temperature = models.FloatField(null=True, blank=True)
+    max_tokens = models.PositiveIntegerField(null=True, blank=True)
+    tools = models.JSONField(default=list, blank=True)  # enabled tool names, e.g. ["whatsapp.send"]
+    fallback_text = models.TextField(
+        default="Sorry, I can't answer right now. A person from our team will get back to you soon."
+    )
+    history_window = models.PositiveSmallIntegerField(default=20)
+    max_steps = models.PositiveSmallIntegerField(default=6)
+    # Numbers (E.164) that whatsapp.send may message besides the current contact.
+    allowed_numbers = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "slug"], name="agent_unique_slug")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def model(self) -> dict:
+        spec = {"provider": self.model_provider, "name": self.model_name}
+        if self.temperature is not None:
+            spec["temperature"] = self.temperature
+        if self.max_tokens is not None:
+            spec["max_tokens"] = self.max_tokens
+        return spec
+
+
+class RunStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"  # nothing to answer: handoff to a human, agent removed or off
+
+
+class AgentRun(OrgOwnedModel):
+    thread = models.ForeignKey("conversations.Thread", on_delete=models.CASCADE, related_name="runs")
+    agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)  # also the fencing token of the current claim
+    error = models.TextField(blank=True, default="")
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # New messages join the thread's one pending run: a burst gets one answer.
+            models.UniqueConstraint(fields=["thread"], condition=Q(status="pending"), name="run_one_pending_per_thread"),
+            # The thread lock: turns of one thread never overlap, enforced by the database.
+            models.UniqueConstraint(fields=["thread"], condition=Q(status="running"), name="run_one_running_per_thread"),
+        ]
+        indexes = [
+            models.Index(fields=["status", "updated_at"], condition=Q(status__in=["pending", "running"]), name="run_active"),
+            models.Index(fields=["thread", "created_at"], name="run_thread_time"),
+        ]
+
+
+class ToolCall(OrgOwnedModel):
+    run = models.ForeignKey(AgentRun, on_delete=models.CASCADE, related_name="tool_calls")
+    step = models.PositiveSmallIntegerField(default=0)
+    name = models.CharField(max_length=64)
+    arguments = models.JSONField(default=dict)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["created_at", "step"]

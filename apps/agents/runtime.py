@@ -1,0 +1,126 @@
+"""One agent turn: prompt, history, model, tools — in memory; nothing is written until the end.
+
+The caller (the `run_turn` task) claims the run before and writes the outcome after, so the model
+loop holds no transaction and no lock while it waits seconds for a model.
+"""
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from apps.conversations import selectors
+from apps.conversations.models import Direction
+
+from . import llm
+from .models import RunStatus, ToolCall
+from .services import TurnOutcome
+from .tools import ToolContext, ToolError, tool_run, tool_specs
+
+logger = logging.getLogger(__name__)
+
+PROMPT_VARIABLES = ("organizationName", "agentName", "contactName", "contactPhone", "now")
+_VARIABLE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+MAX_RETRY_WAIT_SECONDS = 30.0
+
+
+def render_prompt(template: str, values: dict[str, str]) -> str:
+    """Replace {{name}} placeholders; unknown names are left as written, so typos stay visible."""
+    return _VARIABLE.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+
+
+def prompt_values(*, org, agent, thread) -> dict[str, str]:
+    return {
+        "organizationName": org.name,
+        "agentName": agent.name,
+        "contactName": thread.contact_name or "there",
+        "contactPhone": thread.contact_phone,
+        "now": timezone.now().strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def conversation_for_model(history) -> list[dict]:
+    messages = []
+    for message in history:
+        role = "user" if message.direction == Direction.INBOUND else "assistant"
+        text = message.text or f"[{message.type} message]"
+        messages.append({"role": role, "content": text})
+    return messages
+
+
+def turn_execute(*, run, agent, thread, heartbeat: Callable[[], bool]) -> TurnOutcome:
+    context = ToolContext(org=run.org, connection=thread.connection, thread=thread, run=run, agent=agent)
+    system = render_prompt(agent.system_prompt, prompt_values(org=run.org, agent=agent, thread=thread))
+    history = selectors.history_for_turn(thread=thread, run_id=run.pk, window=agent.history_window)
+    messages = conversation_for_model(history)
+    specs = tool_specs(agent.tools or [])
+    outcome = TurnOutcome(status=RunStatus.SUCCEEDED, pending_sends=context.pending_sends)
+    try:
+        _loop(agent, system, messages, specs, context, run, outcome, heartbeat)
+    except llm.ModelError as error:
+        # After the last retry: fail the run visibly, and the contact still gets an answer.
+        outcome.status, outcome.reply, outcome.error = RunStatus.FAILED, agent.fallback_text, f"Model error: {error}"
+        outcome.pending_sends.clear()
+    return outcome
+
+
+def _loop(agent, system, messages, specs, context, run, outcome: TurnOutcome, heartbeat) -> None:
+    for step in range(max(1, agent.max_steps)):
+        reply = _complete_with_retries(agent.model, system, messages, specs, heartbeat)
+        outcome.input_tokens += reply.input_tokens
+        outcome.output_tokens += reply.output_tokens
+        if not reply.tool_calls:
+            outcome.reply = reply.text
+            return
+        messages.append({"role": "assistant", "content": reply.text, "tool_calls": reply.tool_calls})
+        for request in reply.tool_calls:
+            result = _call_tool(request, context, run, step, outcome)
+            messages.append({"role": "tool", "tool_call_id": request.id, "name": request.name,
+                             "content": json.dumps(result, default=str)})
+    outcome.reply = reply.text or agent.fallback_text
+    outcome.error = f"The agent used all {agent.max_steps} tool steps without a final answer."
+
+
+def _call_tool(request: llm.ToolCallRequest, context: ToolContext, run, step: int, outcome: TurnOutcome) -> Any:
+    started = time.monotonic()
+    record = ToolCall(org_id=run.org_id, run_id=run.pk, step=step, name=request.name[:64],
+                      arguments=request.arguments if isinstance(request.arguments, dict) else {})
+    try:
+        result = tool_run(request.name, request.arguments, context)
+        record.result = result
+    except ToolError as error:
+        result = {"error": str(error)}
+        record.error = str(error)
+    except Exception as error:  # noqa: BLE001 - a tool bug must not kill the turn; the model is told
+        logger.exception("tool %s crashed", request.name)
+        result = {"error": "the tool failed unexpectedly"}
+        record.error = f"{error.__class__.__name__}: {error}"
+    record.duration_ms = int((time.monotonic() - started) * 1000)
+    record.created_at = timezone.now()
+    outcome.tool_calls.append(record)
+    return result
+
+
+def _complete_with_retries(model, system, messages, specs, heartbeat) -> llm.ModelReply:
+    attempts = max(1, settings.MODEL_MAX_ATTEMPTS)
+    for attempt in range(1, attempts + 1):
+        if not heartbeat():
+            raise TurnAbandoned()
+        try:
+            return llm.complete(model, system, messages, specs)
+        except llm.ModelError as error:
+            if not error.transient or attempt == attempts:
+                raise
+            wait = max(settings.MODEL_RETRY_BASE_SECONDS * 2 ** (attempt - 1), error.retry_after or 0)
+            logger.info("model call failed (%s); try %d of %d in %.1fs", error, attempt + 1, attempts, wait)
+            time.sleep(min(wait, MAX_RETRY_WAIT_SECONDS))
+    raise AssertionError("unreachable")
+
+
+class TurnAbandoned(Exception):
+    """The run was handed to another worker while this one was busy: stop without writing."""

@@ -1,0 +1,172 @@
+"""Agent runs: schedule, claim, finish, recover (DESIGN.md §4 "Agent turn").
+
+The database decides who works on what: a partial unique index allows one pending run per thread
+(new messages join it) and one running run per thread (turns never overlap). `attempts` doubles as
+a fencing token: a turn's results are written only if its claim is still the current one.
+"""
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db import connection as db
+from django.db.models import F
+from django.utils import timezone
+
+from apps.conversations import services as conversations
+from apps.conversations.models import Author, Handoff, Message, Thread
+from apps.core.queue import enqueue
+
+from .models import AgentRun, RunStatus, ToolCall
+
+logger = logging.getLogger(__name__)
+MAX_RUN_ATTEMPTS = 3
+
+# Create the thread's pending run, or join the one that exists. Raw SQL: the ORM cannot target a
+# partial unique index in ON CONFLICT. `xmax = 0` is true only for a freshly inserted row.
+_RUN_UPSERT = """
+INSERT INTO agents_agentrun
+    (id, org_id, thread_id, agent_id, status, attempts, error, input_tokens, output_tokens, created_at, updated_at)
+VALUES (%s, %s, %s, %s, 'pending', 0, '', 0, 0, now(), now())
+ON CONFLICT (thread_id) WHERE status = 'pending' DO UPDATE SET updated_at = now()
+RETURNING id, (xmax = 0)
+"""
+
+
+def run_request(*, org_id, thread_id, agent_id, message_ids: list[uuid.UUID]) -> uuid.UUID:
+    """Attach new inbound messages to the thread's pending run; enqueue it after commit if new."""
+    with db.cursor() as cursor:
+        cursor.execute(_RUN_UPSERT, [uuid.uuid4(), org_id, thread_id, agent_id])
+        run_id, created = cursor.fetchone()
+    Message.objects.filter(pk__in=message_ids).update(run_id=run_id)
+    if created:
+        transaction.on_commit(lambda: enqueue_run(run_id))
+    return run_id
+
+
+def enqueue_run(run_id, countdown: float | None = None) -> None:
+    from .tasks import run_turn
+
+    enqueue(run_turn, str(run_id), countdown=countdown)
+
+
+def run_claim(*, run_id) -> AgentRun | None:
+    """pending → running, if no other turn of the thread is running. None when not ours to run."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            claimed = AgentRun.objects.filter(pk=run_id, status=RunStatus.PENDING).update(
+                status=RunStatus.RUNNING, attempts=F("attempts") + 1, started_at=now, heartbeat_at=now,
+                updated_at=now,
+            )
+    except IntegrityError:
+        return None  # another turn of this thread is running; it hands over to us when it finishes
+    if not claimed:
+        return None
+    return AgentRun.objects.select_related("thread__connection__agent", "org").get(pk=run_id)
+
+
+def run_heartbeat(*, run: AgentRun) -> bool:
+    """Tell the sweeper this turn is alive. False when the claim was lost (stop working)."""
+    now = timezone.now()
+    return bool(
+        AgentRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING, attempts=run.attempts).update(
+            heartbeat_at=now, updated_at=now
+        )
+    )
+
+
+@dataclass
+class TurnOutcome:
+    status: str  # succeeded | failed | skipped
+    reply: str = ""
+    error: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    pending_sends: list = field(default_factory=list)  # tools.PendingSend
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+def run_finish(*, run: AgentRun, outcome: TurnOutcome) -> bool:
+    """Write a turn's results in one transaction, if the claim is still ours. Returns False when
+    the run was taken over meanwhile (then nothing is written, so nothing is sent twice)."""
+    with transaction.atomic():
+        thread = Thread.objects.select_for_update().get(pk=run.thread_id)
+        status = outcome.status
+        if thread.handoff == Handoff.HUMAN and status != RunStatus.SKIPPED:
+            status, outcome = RunStatus.SKIPPED, TurnOutcome(status=RunStatus.SKIPPED, tool_calls=outcome.tool_calls,
+                                                              error="A person took over the conversation.")
+        finished = AgentRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING, attempts=run.attempts).update(
+            status=status, error=outcome.error[:5000], finished_at=timezone.now(), updated_at=timezone.now(),
+            input_tokens=outcome.input_tokens, output_tokens=outcome.output_tokens,
+        )
+        if not finished:
+            logger.warning("run %s was taken over before it finished; its results are dropped", run.pk)
+            return False
+        ToolCall.objects.bulk_create(outcome.tool_calls)
+        for pending in outcome.pending_sends:
+            conversations.outbound_queue(thread=pending.thread, text=pending.text, author=Author.AGENT, run_id=run.pk)
+        if outcome.reply.strip():
+            conversations.outbound_queue(thread=thread, text=outcome.reply, author=Author.AGENT, run_id=run.pk)
+        transaction.on_commit(lambda: run_enqueue_next(thread_id=thread.pk))
+    return True
+
+
+def run_enqueue_next(*, thread_id) -> None:
+    pending = AgentRun.objects.filter(thread_id=thread_id, status=RunStatus.PENDING).values_list("id", flat=True)
+    for run_id in pending:
+        enqueue_run(run_id)
+
+
+def runs_recover_stale() -> list[uuid.UUID]:
+    """For the sweeper: hand out again the runs whose worker died (no heartbeat for too long) and
+    return every pending run that waited long enough that its broker message may have been lost."""
+    now = timezone.now()
+    dead_cutoff = now - timedelta(seconds=settings.AGENT_RUN_STALE_SECONDS)
+    for run_id in AgentRun.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=dead_cutoff).values_list(
+        "id", flat=True
+    )[:200]:
+        _run_release(run_id, dead_cutoff)
+    waiting_cutoff = now - timedelta(seconds=settings.SWEEP_INTERVAL_SECONDS)
+    return list(
+        AgentRun.objects.filter(status=RunStatus.PENDING, updated_at__lt=waiting_cutoff).values_list("id", flat=True)[
+            :1000
+        ]
+    )
+
+
+def _run_release(run_id, dead_cutoff) -> None:
+    """running → pending again, folding in the messages of a pending run that formed meanwhile."""
+    with transaction.atomic():
+        run = AgentRun.objects.select_for_update().filter(
+            pk=run_id, status=RunStatus.RUNNING, heartbeat_at__lt=dead_cutoff
+        ).first()
+        if run is None:
+            return
+        if run.attempts >= MAX_RUN_ATTEMPTS:
+            _run_give_up(run)
+            return
+        waiting = AgentRun.objects.select_for_update().filter(thread_id=run.thread_id, status=RunStatus.PENDING).first()
+        if waiting is not None:
+            Message.objects.filter(run=waiting).update(run=run)
+            waiting.delete()
+        run.status = RunStatus.PENDING
+        run.error = "The worker running this turn stopped; the turn was handed out again."
+        run.save(update_fields=["status", "error", "updated_at"])
+        logger.warning("run %s lost its worker; handed out again", run.pk)
+        transaction.on_commit(lambda: enqueue_run(run.pk))
+
+
+def _run_give_up(run: AgentRun) -> None:
+    run.status = RunStatus.FAILED
+    run.error = f"The turn was interrupted {run.attempts} times; the fallback text was sent instead."
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "error", "finished_at", "updated_at"])
+    thread = Thread.objects.select_related("connection__agent").get(pk=run.thread_id)
+    agent = thread.connection.agent
+    if agent is not None and thread.handoff == Handoff.AGENT:
+        conversations.outbound_queue(thread=thread, text=agent.fallback_text, author=Author.AGENT, run_id=run.pk)
+    transaction.on_commit(lambda: run_enqueue_next(thread_id=run.thread_id))

@@ -1,0 +1,73 @@
+"""The agent's tools: plain functions in a registry, each with a JSON schema (DESIGN.md §5).
+
+A tool receives a ToolContext that carries the org, connection, thread and run, and queries only
+through that org. Tools never send anything themselves: `whatsapp.send` adds to the turn's
+pending sends, which are written to the outbox with the turn's answer in one transaction, so a
+turn that dies half-way sends nothing and its retry sends once.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from apps.agents.llm import ToolSpec
+
+
+class ToolError(Exception):
+    """Bad arguments or a refused action; the message goes back to the model as the result."""
+
+
+@dataclass
+class PendingSend:
+    thread: Any  # conversations.Thread
+    text: str
+
+
+@dataclass
+class ToolContext:
+    org: Any
+    connection: Any
+    thread: Any
+    run: Any
+    agent: Any
+    pending_sends: list[PendingSend] = field(default_factory=list)
+
+
+@dataclass
+class Tool:
+    name: str
+    description: str
+    parameters: dict
+    func: Callable[[ToolContext, dict], dict]
+
+    def spec(self) -> ToolSpec:
+        return ToolSpec(name=self.name, description=self.description, parameters=self.parameters)
+
+
+def _registry() -> dict[str, Tool]:
+    from . import get_conversation, get_status, send
+
+    return {tool.name: tool for tool in (send.TOOL, get_conversation.TOOL, get_status.TOOL)}
+
+
+def all_tools() -> dict[str, Tool]:
+    return _registry()
+
+
+TOOL_NAMES = ("whatsapp.send", "whatsapp.getConversation", "whatsapp.getStatus")
+
+
+def tool_specs(names: list[str]) -> list[ToolSpec]:
+    registry = _registry()
+    return [registry[name].spec() for name in names if name in registry]
+
+
+def tool_run(name: str, arguments: dict, context: ToolContext) -> dict:
+    tool = _registry().get(name)
+    if tool is None:
+        raise ToolError(f"unknown tool {name!r}")
+    if name not in (context.agent.tools or []):
+        raise ToolError(f"the tool {name!r} is not enabled for this agent")
+    if not isinstance(arguments, dict):
+        raise ToolError("arguments must be a JSON object")
+    return tool.func(context, arguments)

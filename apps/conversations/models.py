@@ -1,0 +1,104 @@
+from django.db import models
+from django.db.models import Q
+
+from apps.core.models import OrgOwnedModel
+
+
+class Handoff(models.TextChoices):
+    AGENT = "agent", "Agent"
+    HUMAN = "human", "Human"
+
+
+class Thread(OrgOwnedModel):
+    connection = models.ForeignKey("whatsapp.WhatsAppConnection", on_delete=models.CASCADE, related_name="threads")
+    external_id = models.CharField(max_length=40)  # "whatsapp:+<digits>"
+    contact_phone = models.CharField(max_length=32)  # "+<digits>"
+    contact_name = models.CharField(max_length=200, blank=True, default="")
+    kapso_conversation_id = models.CharField(max_length=64, blank=True, default="")
+    handoff = models.CharField(max_length=8, choices=Handoff.choices, default=Handoff.AGENT)
+    last_inbound_at = models.DateTimeField(null=True, blank=True)  # drives the 24-hour window
+    last_message_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "external_id"], name="thread_unique_external_id"),
+        ]
+        indexes = [models.Index(fields=["org", "-last_message_at"], name="thread_org_activity")]
+
+    def __str__(self) -> str:
+        return self.contact_name or self.contact_phone
+
+
+class Direction(models.TextChoices):
+    INBOUND = "inbound", "Inbound"
+    OUTBOUND = "outbound", "Outbound"
+
+
+class Author(models.TextChoices):
+    CONTACT = "contact", "Contact"
+    AGENT = "agent", "Agent"
+    OPERATOR = "operator", "Operator"
+    SYSTEM = "system", "System"
+
+
+class MessageStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    DELIVERED = "delivered", "Delivered"
+    READ = "read", "Read"
+    FAILED = "failed", "Failed"
+
+
+# Outbound status only moves forward along this order; "failed" is terminal and may follow
+# anything but "read" (Meta reports failures after "sent" and even after "delivered").
+STATUS_ORDER = ["queued", "sending", "sent", "delivered", "read"]
+
+
+def statuses_before(status: str) -> list[str]:
+    if status == MessageStatus.FAILED:
+        return ["queued", "sending", "sent", "delivered"]
+    return STATUS_ORDER[: STATUS_ORDER.index(status)]
+
+
+class Message(OrgOwnedModel):
+    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="messages")
+    connection = models.ForeignKey("whatsapp.WhatsAppConnection", on_delete=models.CASCADE, related_name="+")
+    direction = models.CharField(max_length=8, choices=Direction.choices)
+    author = models.CharField(max_length=8, choices=Author.choices)
+    type = models.CharField(max_length=16, default="text")
+    text = models.TextField(blank=True, default="")
+    media = models.JSONField(default=dict, blank=True)  # {url, filename, content_type, byte_size, transcript}
+    wamid = models.CharField(max_length=200, null=True, blank=True)
+    status = models.CharField(max_length=10, choices=MessageStatus.choices)
+    error_code = models.CharField(max_length=32, blank=True, default="")
+    error_text = models.TextField(blank=True, default="")
+    raw = models.JSONField(default=dict, blank=True)
+    # Inbound: the agent turn that answers this message. Outbound: the turn that wrote it.
+    run = models.ForeignKey("agents.AgentRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
+    # Outbox bookkeeping.
+    send_attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    sending_started_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "wamid"], condition=Q(wamid__isnull=False), name="message_unique_wamid"
+            ),
+            # At most one send in flight per thread: replies go out in order, never two at once.
+            models.UniqueConstraint(
+                fields=["thread"], condition=Q(status="sending"), name="message_one_sending_per_thread"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["thread", "created_at"], name="message_thread_time"),
+            models.Index(
+                fields=["status", "updated_at"],
+                condition=Q(status__in=["queued", "sending"]),
+                name="message_outbox_pending",
+            ),
+        ]
+        ordering = ["created_at", "id"]

@@ -1,0 +1,293 @@
+"""Threads and messages: record inbound, the outbox, delivery status, handoff (DESIGN.md §4)."""
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db import connection as db
+from django.db.models import F, Q
+from django.utils import timezone
+
+from apps.kapso import client as kapso
+from apps.kapso.errors import KapsoError
+from apps.kapso.payloads import InboundMessage, StatusUpdate
+from apps.whatsapp.models import ConnectionStatus, WhatsAppConnection
+
+from .models import Author, Direction, Handoff, Message, MessageStatus, Thread, statuses_before
+from .text import split_text
+
+logger = logging.getLogger(__name__)
+
+
+def external_id_for(phone: str) -> str:
+    return f"whatsapp:{phone}"
+
+
+@dataclass
+class ThreadRef:
+    id: uuid.UUID
+    handoff: str
+
+
+# One statement that creates the contact's thread or refreshes it, and tells us its handoff state.
+# Raw SQL because the ORM's upsert can neither keep the newest times (GREATEST) nor return a column.
+_THREAD_UPSERT = """
+INSERT INTO conversations_thread
+    (id, org_id, connection_id, external_id, contact_phone, contact_name, kapso_conversation_id,
+     handoff, last_inbound_at, last_message_at, created_at, updated_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, 'agent', %s, %s, now(), now())
+ON CONFLICT (connection_id, external_id) DO UPDATE SET
+    contact_name = COALESCE(NULLIF(EXCLUDED.contact_name, ''), conversations_thread.contact_name),
+    kapso_conversation_id = COALESCE(NULLIF(EXCLUDED.kapso_conversation_id, ''),
+                                     conversations_thread.kapso_conversation_id),
+    last_inbound_at = GREATEST(conversations_thread.last_inbound_at, EXCLUDED.last_inbound_at),
+    last_message_at = GREATEST(conversations_thread.last_message_at, EXCLUDED.last_message_at),
+    updated_at = now()
+RETURNING id, handoff
+"""
+
+
+def thread_upsert(
+    *, connection: WhatsAppConnection, phone: str, contact_name: str = "", conversation_id: str = "",
+    inbound_at: datetime | None = None, message_at: datetime | None = None,
+) -> ThreadRef:
+    with db.cursor() as cursor:
+        cursor.execute(
+            _THREAD_UPSERT,
+            [uuid.uuid4(), connection.org_id, connection.id, external_id_for(phone), phone, contact_name,
+             conversation_id, inbound_at, message_at or inbound_at],
+        )
+        thread_id, handoff = cursor.fetchone()
+    return ThreadRef(id=thread_id, handoff=handoff)
+
+
+def inbound_messages_record(
+    *, connection: WhatsAppConnection, messages: list[InboundMessage]
+) -> dict[uuid.UUID, tuple[ThreadRef, list[uuid.UUID]]]:
+    """Store inbound messages, once each (unique wamid per connection). Returns, per thread, the
+    ids of the messages that are new. Call inside the webhook's transaction."""
+    now = timezone.now()
+    by_thread: dict[uuid.UUID, tuple[ThreadRef, list[Message]]] = {}
+    for item in messages:
+        sent_at = min(item.sent_at, now)
+        ref = thread_upsert(
+            connection=connection, phone=item.phone, contact_name=item.contact_name,
+            conversation_id=item.conversation_id, inbound_at=sent_at, message_at=now,
+        )
+        row = Message(
+            id=uuid.uuid4(), org_id=connection.org_id, thread_id=ref.id, connection_id=connection.id,
+            direction=Direction.INBOUND, author=Author.CONTACT, type=item.type, text=item.text,
+            media=item.media, wamid=item.wamid, status=MessageStatus.RECEIVED, raw=item.raw,
+        )
+        by_thread.setdefault(ref.id, (ref, []))[1].append(row)
+    rows = [row for _, thread_rows in by_thread.values() for row in thread_rows]
+    Message.objects.bulk_create(rows, ignore_conflicts=True)
+    # Our ids were generated here, so the ones that exist now are exactly the rows that were new.
+    new_ids = set(Message.objects.filter(pk__in=[r.id for r in rows]).values_list("id", flat=True))
+    return {
+        thread_id: (ref, [r.id for r in thread_rows if r.id in new_ids])
+        for thread_id, (ref, thread_rows) in by_thread.items()
+    }
+
+
+# --- Delivery status ---------------------------------------------------------------------------
+
+
+def message_status_apply(*, connection: WhatsAppConnection, update: StatusUpdate) -> str:
+    """Apply a status webhook. Returns 'applied', 'stale' (status only moves forward), 'operator'
+    (a reply typed in the WhatsApp Business app) or 'unknown' (no message with that wamid yet)."""
+    if update.origin == "business_app" and update.status == "sent":
+        business_app_message_record(connection=connection, update=update)
+        return "operator"
+    changes = {"status": update.status, "updated_at": timezone.now()}
+    if update.status == MessageStatus.FAILED:
+        changes.update(error_code=update.error_code, error_text=update.error_text or "Delivery failed")
+    matched = Message.objects.filter(
+        connection=connection, wamid=update.wamid, direction=Direction.OUTBOUND,
+        status__in=statuses_before(update.status),
+    ).update(**changes)
+    if matched:
+        return "applied"
+    exists = Message.objects.filter(connection=connection, wamid=update.wamid).exists()
+    return "stale" if exists else "unknown"
+
+
+def business_app_message_record(*, connection: WhatsAppConnection, update: StatusUpdate) -> None:
+    """A person answered from the WhatsApp Business app on the phone: record their message and
+    hand the thread to humans so the agent stops answering (DESIGN.md §4 "Status")."""
+    if not update.phone:
+        logger.warning("business_app message %s has no contact number; not recorded", update.wamid)
+        return
+    now = timezone.now()
+    ref = thread_upsert(
+        connection=connection, phone=update.phone, contact_name=update.contact_name,
+        conversation_id=update.conversation_id, message_at=now,
+    )
+    Message.objects.bulk_create(
+        [Message(
+            org_id=connection.org_id, thread_id=ref.id, connection_id=connection.id,
+            direction=Direction.OUTBOUND, author=Author.OPERATOR, text=update.text, wamid=update.wamid,
+            status=MessageStatus.SENT, sent_at=update.sent_at, raw=update.raw,
+        )],
+        ignore_conflicts=True,
+    )
+    Thread.objects.filter(pk=ref.id).update(handoff=Handoff.HUMAN)
+
+
+def thread_set_handoff(*, thread: Thread, handoff: str) -> None:
+    thread.handoff = handoff
+    thread.save(update_fields=["handoff", "updated_at"])
+
+
+# --- The outbox --------------------------------------------------------------------------------
+
+
+def outbound_queue(*, thread: Thread, text: str, author: str, run_id: uuid.UUID | None = None) -> list[Message]:
+    """Record a reply as queued messages (split at 4,096 characters) and drain the thread's outbox
+    once the transaction commits. The row exists before any attempt to send it."""
+    from .tasks import enqueue_outbox_drain
+
+    now = timezone.now()
+    rows = [
+        Message(
+            org_id=thread.org_id, thread_id=thread.id, connection_id=thread.connection_id,
+            direction=Direction.OUTBOUND, author=author, text=chunk, status=MessageStatus.QUEUED,
+            run_id=run_id, created_at=now + timedelta(microseconds=index),
+        )
+        for index, chunk in enumerate(split_text(text))
+    ]
+    Message.objects.bulk_create(rows)
+    Thread.objects.filter(pk=thread.id).update(last_message_at=now)
+    transaction.on_commit(lambda: enqueue_outbox_drain(thread.id))
+    return rows
+
+
+def outbox_claim_next(*, thread_id: uuid.UUID) -> tuple[Message | None, datetime | None]:
+    """Claim the oldest queued message of the thread. Returns (message, None), or (None, when) if
+    the head waits for a retry time, or (None, None) if there is nothing to send now. Another send
+    in flight for the thread makes the claim fail on a unique index: replies never overtake."""
+    head = (
+        Message.objects.filter(thread_id=thread_id, direction=Direction.OUTBOUND, status=MessageStatus.QUEUED)
+        .order_by("created_at", "id")
+        .only("id", "next_attempt_at")
+        .first()
+    )
+    if head is None:
+        return None, None
+    now = timezone.now()
+    if head.next_attempt_at and head.next_attempt_at > now:
+        return None, head.next_attempt_at
+    try:
+        with transaction.atomic():
+            claimed = Message.objects.filter(pk=head.pk, status=MessageStatus.QUEUED).update(
+                status=MessageStatus.SENDING, sending_started_at=now, updated_at=now,
+                send_attempts=F("send_attempts") + 1,
+            )
+    except IntegrityError:
+        return None, None
+    if not claimed:
+        return None, None
+    return Message.objects.select_related("thread", "connection").get(pk=head.pk), None
+
+
+def outbox_send(*, message: Message) -> float | None:
+    """POST one claimed message to Kapso and record the outcome. Returns a delay in seconds when
+    the message must be tried again later, else None."""
+    connection = message.connection
+    if connection.status != ConnectionStatus.CONNECTED or not connection.phone_number_id:
+        _mark_failed(message, code="not_connected", text="The WhatsApp number is not connected.")
+        return None
+    try:
+        wamid = kapso.send_text(
+            phone_number_id=connection.phone_number_id, to=message.thread.contact_phone, body=message.text
+        )
+    except KapsoError as error:
+        return _record_send_error(message, error)
+    now = timezone.now()
+    # Recorded whatever the sweeper did meanwhile: Kapso has it, so it must never go out again.
+    Message.objects.filter(pk=message.pk).exclude(status__in=statuses_after_sent()).update(
+        status=MessageStatus.SENT, wamid=wamid, sent_at=now, updated_at=now, error_code="", error_text="",
+        next_attempt_at=None,
+    )
+    return None
+
+
+def statuses_after_sent() -> list[str]:
+    return [MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ, MessageStatus.FAILED]
+
+
+def _record_send_error(message: Message, error: KapsoError) -> float | None:
+    attempts = Message.objects.values_list("send_attempts", flat=True).get(pk=message.pk)
+    if error.transient and attempts < settings.OUTBOX_MAX_ATTEMPTS:
+        delay = retry_delay(attempts, error.retry_after)
+        Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(
+            status=MessageStatus.QUEUED, next_attempt_at=timezone.now() + timedelta(seconds=delay),
+            error_code=error.code or str(error.status), error_text=str(error), updated_at=timezone.now(),
+        )
+        logger.info("send of %s will be retried in %.1fs: %s", message.pk, delay, error)
+        return delay
+    _mark_failed(message, code=error.code or str(error.status), text=error.message)
+    return None
+
+
+def retry_delay(attempts: int, retry_after: float | None) -> float:
+    """Exponential backoff, bounded; Kapso's Retry-After wins when it asks for longer."""
+    backoff = settings.OUTBOX_RETRY_BASE_SECONDS * (2 ** max(0, attempts - 1))
+    return min(settings.OUTBOX_RETRY_MAX_SECONDS, max(backoff, retry_after or 0.0))
+
+
+def _mark_failed(message: Message, *, code: str, text: str) -> None:
+    Message.objects.filter(pk=message.pk, status__in=[MessageStatus.QUEUED, MessageStatus.SENDING]).update(
+        status=MessageStatus.FAILED, error_code=code[:32], error_text=text, next_attempt_at=None,
+        updated_at=timezone.now(),
+    )
+    logger.warning("send of %s failed for good: %s %s", message.pk, code, text)
+
+
+def outbox_recover_stale(*, older_than: timedelta) -> list[uuid.UUID]:
+    """Threads whose outbox needs a nudge: queued messages nobody picked up, and sends that were in
+    flight when their worker died. A stale in-flight send is first looked up in Kapso's history:
+    if Kapso has it, it is recorded as sent instead of being sent twice."""
+    cutoff = timezone.now() - older_than
+    stale_sending = Message.objects.filter(status=MessageStatus.SENDING, sending_started_at__lt=cutoff)
+    for message in stale_sending.select_related("thread", "connection")[:100]:
+        _reconcile_sending(message)
+    due = Q(next_attempt_at__isnull=True, updated_at__lt=cutoff) | Q(next_attempt_at__lte=timezone.now())
+    return list(
+        Message.objects.filter(due, status=MessageStatus.QUEUED, direction=Direction.OUTBOUND)
+        .values_list("thread_id", flat=True)
+        .distinct()[:1000]
+    )
+
+
+def _reconcile_sending(message: Message) -> None:
+    since = (message.sending_started_at - timedelta(minutes=1)).isoformat()
+    try:
+        page = kapso.list_messages(
+            phone_number_id=message.connection.phone_number_id, direction="outbound", since=since, limit=100
+        )
+    except KapsoError as error:
+        logger.warning("cannot check Kapso history for stale send %s: %s", message.pk, error)
+        return
+    wamid = _find_sent_copy(page.get("data") or [], message)
+    changes = {"updated_at": timezone.now()}
+    if wamid and not Message.objects.filter(connection_id=message.connection_id, wamid=wamid).exists():
+        changes.update(status=MessageStatus.SENT, wamid=wamid, sent_at=timezone.now())
+    else:
+        changes.update(status=MessageStatus.QUEUED, next_attempt_at=None)
+    Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(**changes)
+
+
+def _find_sent_copy(rows: list, message: Message) -> str | None:
+    digits = message.thread.contact_phone.lstrip("+")
+    for row in rows:
+        if not isinstance(row, dict):
+            continue
+        body = (row.get("text") or {}).get("body") if isinstance(row.get("text"), dict) else None
+        to = str(row.get("to") or (row.get("kapso") or {}).get("phone_number") or "").lstrip("+")
+        if body == message.text and (not to or to == digits):
+            return row.get("id")
+    return None

@@ -1,0 +1,56 @@
+"""Outbox tasks (queue `default`). Tasks take ids and call services."""
+
+import logging
+import uuid
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from apps.core.queue import enqueue
+from apps.kapso.payloads import StatusUpdate
+from apps.whatsapp.models import WhatsAppConnection
+
+from . import services
+
+logger = logging.getLogger(__name__)
+
+
+def enqueue_outbox_drain(thread_id: uuid.UUID, countdown: float | None = None) -> None:
+    enqueue(outbox_drain, str(thread_id), countdown=countdown)
+
+
+@shared_task(queue="default", ignore_result=True)
+def outbox_drain(thread_id: str) -> None:
+    """Send the thread's queued messages one at a time, in order."""
+    while True:
+        message, retry_at = services.outbox_claim_next(thread_id=thread_id)
+        if message is None:
+            if retry_at is not None:
+                wait = max(0.0, (retry_at - timezone.now()).total_seconds())
+                enqueue_outbox_drain(thread_id, countdown=wait)
+            return
+        delay = services.outbox_send(message=message)
+        if delay is not None:
+            enqueue_outbox_drain(thread_id, countdown=delay)
+            return
+
+
+@shared_task(queue="default", ignore_result=True)
+def sweep_outbox() -> None:
+    """Beat: nudge outboxes that the database says have work nobody is doing."""
+    stale = timedelta(seconds=settings.OUTBOX_STALE_SECONDS)
+    for thread_id in services.outbox_recover_stale(older_than=stale):
+        enqueue_outbox_drain(thread_id)
+
+
+@shared_task(queue="default", ignore_result=True)
+def message_status_retry(connection_id: str, update: dict, tries_left: int = 5) -> None:
+    """A status that arrived before the send that it describes was recorded: try again shortly."""
+    connection = WhatsAppConnection.objects.filter(pk=connection_id).first()
+    if connection is None:
+        return
+    result = services.message_status_apply(connection=connection, update=StatusUpdate.from_json(update))
+    if result == "unknown" and tries_left > 0:
+        enqueue(message_status_retry, connection_id, update, tries_left - 1, countdown=2.0)

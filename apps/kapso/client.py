@@ -1,0 +1,161 @@
+"""The one place that talks to Kapso over HTTP: the Platform API and the Meta proxy.
+
+Platform API responses come wrapped in {"data": ...}; Meta proxy responses are bare (REFERENCE.md §1).
+Every failure raises KapsoError, classified as transient or permanent.
+"""
+
+import threading
+from typing import Any
+
+import httpx
+from django.conf import settings
+
+from .errors import KapsoError, error_from_response, network_error
+
+MESSAGE_WEBHOOK_EVENTS = [
+    "whatsapp.message.received",
+    "whatsapp.message.sent",
+    "whatsapp.message.delivered",
+    "whatsapp.message.read",
+    "whatsapp.message.failed",
+]
+
+_local = threading.local()
+
+
+def _http() -> httpx.Client:
+    """One pooled client per thread: connections to Kapso are reused across calls (keep-alive)."""
+    client = getattr(_local, "client", None)
+    if client is None or client.is_closed:
+        timeout = httpx.Timeout(settings.KAPSO_TIMEOUT_SECONDS, connect=5.0)
+        client = httpx.Client(timeout=timeout, limits=httpx.Limits(max_keepalive_connections=10))
+        _local.client = client
+    return client
+
+
+def _request(method: str, path: str, *, json: Any = None, params: dict | None = None) -> Any:
+    if not settings.KAPSO_API_KEY:
+        raise KapsoError(status=0, message="KAPSO_API_KEY is not set", transient=False)
+    url = settings.KAPSO_API_BASE_URL + path
+    headers = {"X-API-Key": settings.KAPSO_API_KEY, "Accept": "application/json"}
+    try:
+        response = _http().request(method, url, json=json, params=params, headers=headers)
+    except httpx.HTTPError as exc:
+        raise network_error(exc) from exc
+    if response.status_code == 204:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        body = response.text
+    if response.status_code >= 400:
+        raise error_from_response(response.status_code, body, response.headers.get("Retry-After"))
+    return body
+
+
+def _platform(method: str, path: str, **kwargs) -> Any:
+    body = _request(method, "/platform/v1" + path, **kwargs)
+    return body.get("data") if isinstance(body, dict) and "data" in body else body
+
+
+def _meta(method: str, path: str, **kwargs) -> Any:
+    return _request(method, f"/meta/whatsapp/{settings.KAPSO_GRAPH_VERSION}" + path, **kwargs)
+
+
+# --- Platform API ------------------------------------------------------------------------------
+
+
+def create_customer(*, name: str, external_customer_id: str) -> dict:
+    return _platform(
+        "POST", "/customers", json={"customer": {"name": name, "external_customer_id": external_customer_id}}
+    )
+
+
+def create_setup_link(
+    *,
+    customer_id: str,
+    success_redirect_url: str | None = None,
+    failure_redirect_url: str | None = None,
+    reconnect_phone_number: str | None = None,
+) -> dict:
+    """A hosted onboarding link. Creating one revokes the customer's previous link (Kapso's rule)."""
+    link: dict[str, Any] = {}
+    if success_redirect_url:
+        link["success_redirect_url"] = success_redirect_url
+    if failure_redirect_url:
+        link["failure_redirect_url"] = failure_redirect_url
+    if reconnect_phone_number:
+        link["reconnect_phone_number"] = reconnect_phone_number
+    return _platform("POST", f"/customers/{customer_id}/setup_links", json={"setup_link": link})
+
+
+def get_phone_number(phone_number_id: str) -> dict:
+    return _platform("GET", f"/whatsapp/phone_numbers/{phone_number_id}")
+
+
+def register_message_webhook(*, phone_number_id: str, url: str, secret_key: str) -> dict:
+    """A number-scoped webhook for message events, v2 payloads, with a secret only we know."""
+    return _platform(
+        "POST",
+        f"/whatsapp/phone_numbers/{phone_number_id}/webhooks",
+        json={
+            "whatsapp_webhook": {
+                "url": url,
+                "secret_key": secret_key,
+                "events": MESSAGE_WEBHOOK_EVENTS,
+                "kind": "kapso",
+                "active": True,
+                "payload_version": "v2",
+            }
+        },
+    )
+
+
+def delete_message_webhook(*, phone_number_id: str, webhook_id: str) -> None:
+    _platform("DELETE", f"/whatsapp/phone_numbers/{phone_number_id}/webhooks/{webhook_id}")
+
+
+# --- Meta proxy ---------------------------------------------------------------------------------
+
+
+def send_text(*, phone_number_id: str, to: str, body: str, preview_url: bool = False) -> str:
+    """Send a text message; returns the WhatsApp message id (wamid)."""
+    response = _meta(
+        "POST",
+        f"/{phone_number_id}/messages",
+        json={
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": to.lstrip("+"),
+            "type": "text",
+            "text": {"body": body, "preview_url": preview_url},
+        },
+    )
+    try:
+        return response["messages"][0]["id"]
+    except (KeyError, IndexError, TypeError) as exc:
+        raise KapsoError(status=200, message=f"send answered without a message id: {response!r:.200}") from exc
+
+
+def mark_read(*, phone_number_id: str, wamid: str, typing: bool = False) -> None:
+    body: dict[str, Any] = {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}
+    if typing:
+        body["typing_indicator"] = {"type": "text"}
+    _meta("POST", f"/{phone_number_id}/messages", json=body)
+
+
+def list_messages(
+    *,
+    phone_number_id: str,
+    direction: str | None = None,
+    since: str | None = None,
+    conversation_id: str | None = None,
+    limit: int = 50,
+    after: str | None = None,
+) -> dict:
+    """One page of a number's message history: {"data": [...], "paging": {...}}."""
+    params = {"limit": limit, "fields": "kapso(default)"}
+    for key, value in (("direction", direction), ("since", since), ("conversation_id", conversation_id), ("after", after)):
+        if value:
+            params[key] = value
+    return _meta("GET", f"/{phone_number_id}/messages", params=params)

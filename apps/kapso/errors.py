@@ -1,0 +1,82 @@
+"""Kapso errors, classified so callers know whether trying again can help.
+
+Kapso answers with two body styles (REFERENCE.md §5.7): the Meta error object
+`{"error": {"message", "type", "code", "error_subcode", ...}}` and Kapso's own
+`{"error": "<string>", "code"?: "<string>"}`. Both parse into KapsoError.
+"""
+
+from dataclasses import dataclass
+
+# Meta codes that will not succeed on retry (the SDK's do_not_retry set, plus parameter errors).
+PERMANENT_META_CODES = {131047, 131049, 131050, 368, 130497, 131031, 100, 131008, 131009, 131021, 131026, 1026}
+# Meta throttling codes: retry later (they arrive as HTTP 400).
+THROTTLING_META_CODES = {4, 80007, 130429, 131048, 131056}
+# Meta server-side codes: retry.
+SERVER_META_CODES = {131000, 131016, 131057, 133004, 133005}
+
+WINDOW_CLOSED_CODE = "131047"
+
+
+@dataclass
+class KapsoError(Exception):
+    status: int  # HTTP status; 0 when no response arrived (timeout, connection refused)
+    message: str
+    code: str = ""  # Meta numeric code as a string, or Kapso's string code
+    retry_after: float | None = None
+    transient: bool = False
+
+    def __str__(self) -> str:
+        code = f" (code {self.code})" if self.code else ""
+        return f"Kapso {self.status or 'network'} error{code}: {self.message}"
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def error_from_response(status: int, body: object, retry_after: str | None = None) -> KapsoError:
+    message, code = _message_and_code(body)
+    return KapsoError(
+        status=status,
+        message=message or f"HTTP {status}",
+        code=code,
+        retry_after=parse_retry_after(retry_after),
+        transient=_is_transient(status, code),
+    )
+
+
+def network_error(exc: Exception) -> KapsoError:
+    return KapsoError(status=0, message=f"{exc.__class__.__name__}: {exc}".strip(": "), transient=True)
+
+
+def _message_and_code(body: object) -> tuple[str, str]:
+    if not isinstance(body, dict):
+        return (str(body)[:500] if body else "", "")
+    error = body.get("error")
+    if isinstance(error, dict):
+        code = error.get("code")
+        details = (error.get("error_data") or {}).get("details") if isinstance(error.get("error_data"), dict) else None
+        message = str(error.get("message") or "")
+        if details and details not in message:
+            message = f"{message} — {details}" if message else str(details)
+        return message, "" if code is None else str(code)
+    if isinstance(error, str):
+        code = body.get("code")
+        return error, "" if code is None else str(code)
+    return str(body.get("message") or ""), ""
+
+
+def _is_transient(status: int, code: str) -> bool:
+    if code.isdigit():
+        number = int(code)
+        if number in THROTTLING_META_CODES or number in SERVER_META_CODES:
+            return True
+        if number in PERMANENT_META_CODES:
+            return False
+    # 409: another message is in flight for the conversation; 429: rate limited; 5xx: Kapso/Meta trouble.
+    return status in (408, 409, 425, 429) or status >= 500

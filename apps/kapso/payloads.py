@@ -1,0 +1,246 @@
+"""Typed views of Kapso v2 webhook payloads (REFERENCE.md §4.3–4.5).
+
+Kapso's bodies vary: batched or not, wrapped in {event, data} or bare, phone numbers with or
+without "+", `message.from` present or not. Everything here is defensive and raises PayloadError
+with a readable reason when a payload cannot be used.
+"""
+
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+MESSAGE_RECEIVED = "whatsapp.message.received"
+STATUS_EVENTS = {
+    "whatsapp.message.sent": "sent",
+    "whatsapp.message.delivered": "delivered",
+    "whatsapp.message.read": "read",
+    "whatsapp.message.failed": "failed",
+}
+PHONE_NUMBER_CREATED = "whatsapp.phone_number.created"
+PHONE_NUMBER_DELETED = "whatsapp.phone_number.deleted"
+
+
+class PayloadError(ValueError):
+    pass
+
+
+def normalize_phone(value: object) -> str | None:
+    """'+1 555-123-4567', '15551234567' → '+15551234567'; None when there are no digits."""
+    if not isinstance(value, str | int):
+        return None
+    digits = re.sub(r"\D", "", str(value))
+    return f"+{digits}" if 6 <= len(digits) <= 15 else None
+
+
+def split_delivery(body: object, event_header: str | None) -> list[tuple[str, dict]]:
+    """One delivery → [(event name, payload), ...]. Handles batches (`data: [...]`) and the
+    `{event, data}` wrapper; the event name comes from X-Webhook-Event, else the body."""
+    if not isinstance(body, dict):
+        raise PayloadError("the body must be a JSON object")
+    event = event_header or body.get("type") or body.get("event") or ""
+    data = body.get("data")
+    if isinstance(data, list):
+        items = data
+    elif isinstance(body.get("event"), str) and isinstance(data, dict):
+        items = [data]
+    else:
+        items = [body]
+    if not isinstance(event, str) or not event:
+        raise PayloadError("the event name is missing (no X-Webhook-Event header and no type/event field)")
+    if not items:
+        raise PayloadError("the batch is empty")
+    for item in items:
+        if not isinstance(item, dict):
+            raise PayloadError("every batch item must be a JSON object")
+    return [(event, item) for item in items]
+
+
+def phone_number_id_of(payload: dict) -> str | None:
+    message = payload.get("message") if isinstance(payload.get("message"), dict) else {}
+    conversation = payload.get("conversation") if isinstance(payload.get("conversation"), dict) else {}
+    kapso = message.get("kapso") if isinstance(message.get("kapso"), dict) else {}
+    for value in (payload.get("phone_number_id"), kapso.get("phone_number_id"), conversation.get("phone_number_id")):
+        if isinstance(value, str | int) and str(value).strip():
+            return str(value).strip()
+    return None
+
+
+@dataclass
+class InboundMessage:
+    wamid: str
+    phone: str  # "+<digits>"
+    contact_name: str
+    type: str
+    text: str
+    media: dict
+    sent_at: datetime
+    conversation_id: str
+    raw: dict = field(repr=False)
+
+
+@dataclass
+class StatusUpdate:
+    wamid: str
+    status: str  # sent | delivered | read | failed
+    origin: str
+    phone: str | None
+    text: str
+    error_code: str
+    error_text: str
+    sent_at: datetime
+    conversation_id: str
+    contact_name: str
+    raw: dict = field(repr=False)
+
+    def to_json(self) -> dict:
+        """A JSON-safe copy, for handing the update to a task."""
+        return {**asdict(self), "sent_at": self.sent_at.isoformat()}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "StatusUpdate":
+        return cls(**{**data, "sent_at": datetime.fromisoformat(data["sent_at"])})
+
+
+def _dict(value: object) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: object) -> str:
+    return value if isinstance(value, str) else ("" if value is None or isinstance(value, dict | list) else str(value))
+
+
+def _timestamp(value: object) -> datetime:
+    try:
+        return datetime.fromtimestamp(int(str(value)), tz=UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return datetime.now(tz=UTC)
+
+
+def _message_parts(payload: dict) -> tuple[dict, dict, dict, str]:
+    message = payload.get("message")
+    if not isinstance(message, dict):
+        raise PayloadError("`message` is missing or not an object")
+    wamid = _str(message.get("id")).strip()
+    if not wamid or len(wamid) > 200:
+        raise PayloadError("`message.id` is missing or invalid")
+    return message, _dict(message.get("kapso")), _dict(payload.get("conversation")), wamid
+
+
+def _contact_phone(message: dict, kapso: dict, conversation: dict, *, outbound: bool) -> str | None:
+    """The contact's number. `message.from` may be absent (REFERENCE.md §11.5): fall back to the
+    conversation's number, then Kapso's copy."""
+    candidates = [message.get("to")] if outbound else [message.get("from")]
+    candidates += [conversation.get("phone_number"), kapso.get("phone_number")]
+    for candidate in candidates:
+        phone = normalize_phone(candidate)
+        if phone:
+            return phone
+    return None
+
+
+def parse_inbound(payload: dict) -> InboundMessage:
+    message, kapso, conversation, wamid = _message_parts(payload)
+    phone = _contact_phone(message, kapso, conversation, outbound=False)
+    if not phone:
+        raise PayloadError("the contact's phone number is missing (no message.from or conversation.phone_number)")
+    kind = _str(message.get("type")) or "text"
+    contact_name = _str(_dict(conversation.get("kapso")).get("contact_name") or kapso.get("contact_name")
+                        or conversation.get("contact_name"))
+    return InboundMessage(
+        wamid=wamid,
+        phone=phone,
+        contact_name=contact_name[:200],
+        type=kind[:16],
+        text=render_text(message, kapso),
+        media=media_of(message, kapso),
+        sent_at=_timestamp(message.get("timestamp")),
+        conversation_id=_str(conversation.get("id") or kapso.get("whatsapp_conversation_id"))[:64],
+        raw=payload,
+    )
+
+
+def parse_status(event: str, payload: dict) -> StatusUpdate:
+    message, kapso, conversation, wamid = _message_parts(payload)
+    status = STATUS_EVENTS[event]
+    error_code, error_text = "", ""
+    for entry in reversed(kapso.get("statuses") or []):
+        errors = _dict(entry).get("errors") if isinstance(entry, dict) else None
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            error_code = _str(errors[0].get("code"))
+            error_text = " — ".join(
+                part for part in (_str(errors[0].get("title")), _str(errors[0].get("message"))) if part
+            )
+            break
+    return StatusUpdate(
+        wamid=wamid,
+        status=status,
+        origin=_str(kapso.get("origin")),
+        phone=_contact_phone(message, kapso, conversation, outbound=True),
+        text=render_text(message, kapso),
+        error_code=error_code[:32],
+        error_text=error_text,
+        sent_at=_timestamp(message.get("timestamp")),
+        conversation_id=_str(conversation.get("id"))[:64],
+        contact_name=_str(_dict(conversation.get("kapso")).get("contact_name"))[:200],
+        raw=payload,
+    )
+
+
+def media_of(message: dict, kapso: dict) -> dict:
+    data = _dict(kapso.get("media_data"))
+    media = {
+        "url": _str(kapso.get("media_url") or data.get("url")),
+        "filename": _str(data.get("filename")),
+        "content_type": _str(data.get("content_type")),
+        "byte_size": data.get("byte_size") if isinstance(data.get("byte_size"), int) else None,
+        "transcript": _str(_dict(kapso.get("transcript")).get("text")),
+    }
+    kind = _dict(message.get(_str(message.get("type"))))
+    media["caption"] = _str(kind.get("caption"))
+    if not media["filename"]:
+        media["filename"] = _str(kind.get("filename"))
+    if not media["content_type"]:
+        media["content_type"] = _str(kind.get("mime_type"))
+    return {key: value for key, value in media.items() if value}
+
+
+def render_text(message: dict, kapso: dict) -> str:
+    """A readable text for any message type, for the agent and the inbox.
+
+    Text is its body; media becomes a short description with caption and transcript; replies to
+    buttons and lists become what the contact tapped; a location becomes its name and coordinates.
+    """
+    kind = _str(message.get("type")) or "text"
+    body = _dict(message.get(kind))
+    if kind == "text":
+        return _str(body.get("body")) or _str(kapso.get("content"))
+    if kind in {"image", "video", "document", "sticker", "audio"}:
+        return _render_media(kind, body, kapso)
+    if kind == "interactive":
+        reply = _dict(body.get(_str(body.get("type"))))
+        title = _str(reply.get("title")) or _str(reply.get("body")) or _str(kapso.get("content"))
+        description = _str(reply.get("description"))
+        return f"{title} ({description})" if description else title
+    if kind == "button":
+        return _str(body.get("text")) or _str(body.get("payload")) or _str(kapso.get("content"))
+    if kind == "location":
+        name = ", ".join(p for p in (_str(body.get("name")), _str(body.get("address"))) if p)
+        coords = f"{body.get('latitude')}, {body.get('longitude')}"
+        return f"[Location] {name} ({coords})" if name else f"[Location] {coords}"
+    if kind == "reaction":
+        return f"[Reaction {_str(body.get('emoji'))}]"
+    return _str(kapso.get("content")) or f"[{kind} message]"
+
+
+def _render_media(kind: str, body: dict, kapso: dict) -> str:
+    data = _dict(kapso.get("media_data"))
+    filename = _str(data.get("filename") or body.get("filename"))
+    label = {"image": "Image", "video": "Video", "document": "Document", "sticker": "Sticker", "audio": "Audio"}[kind]
+    parts = [f"[{label}{': ' + filename if filename else ''}]"]
+    caption = _str(body.get("caption")) or _str(_dict(kapso.get("message_type_data")).get("caption"))
+    if caption:
+        parts.append(caption)
+    transcript = _str(_dict(kapso.get("transcript")).get("text"))
+    if transcript:
+        parts.append(f"Transcript: {transcript}")
+    return " ".join(parts)

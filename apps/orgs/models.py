@@ -1,0 +1,57 @@
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.db import models
+
+from apps.core.models import OrgOwnedModel, TimeStampedModel
+
+
+class Organization(TimeStampedModel):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=60, unique=True)
+    # One Kapso customer per organization, created the first time it connects a number.
+    kapso_customer_id = models.CharField(max_length=64, blank=True, default="")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Admin"
+    OPERATOR = "operator", "Operator"
+
+
+ROLE_RANK = {Role.OPERATOR: 0, Role.ADMIN: 1, Role.OWNER: 2}
+
+
+class Membership(TimeStampedModel):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.OPERATOR)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "org"], name="membership_unique_user_org")]
+
+    def has_role(self, minimum: str) -> bool:
+        return ROLE_RANK[self.role] >= ROLE_RANK[minimum]
+
+
+API_KEY_PREFIX = "sb_"
+
+
+def hash_api_key(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class ApiKey(OrgOwnedModel):
+    name = models.CharField(max_length=100, default="API key")
+    prefix = models.CharField(max_length=16)  # shown in the UI so a key can be recognised
+    hashed_key = models.CharField(max_length=64, unique=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    @staticmethod
+    def generate() -> str:
+        return API_KEY_PREFIX + secrets.token_urlsafe(32)

@@ -1,0 +1,47 @@
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from .models import ApiKey, Membership, Organization, Role, hash_api_key
+
+
+@transaction.atomic
+def org_create(*, slug: str, name: str, owner_email: str, owner_password: str | None = None) -> tuple[Organization, str | None]:
+    """Create an organization and its owner. Returns the org and the owner's one-time password
+    when one had to be generated (None when the password was given or the user already existed)."""
+    org = Organization.objects.create(slug=slug, name=name)
+    User = get_user_model()
+    user = User.objects.filter(email__iexact=owner_email).first()
+    generated = None
+    if user is None:
+        generated = None if owner_password else secrets.token_urlsafe(12)
+        user = User.objects.create_user(username=owner_email.lower(), email=owner_email.lower(),
+                                        password=owner_password or generated)
+    Membership.objects.create(user=user, org=org, role=Role.OWNER)
+    return org, generated
+
+
+def api_key_create(*, org: Organization, name: str = "API key") -> tuple[ApiKey, str]:
+    """A new key. The raw key is returned once and never stored (only its hash)."""
+    raw = ApiKey.generate()
+    key = ApiKey.objects.create(org=org, name=name, prefix=raw[:10], hashed_key=hash_api_key(raw))
+    return key, raw
+
+
+def api_key_authenticate(raw: str) -> ApiKey | None:
+    key = (
+        ApiKey.objects.select_related("org")
+        .filter(hashed_key=hash_api_key(raw), revoked_at__isnull=True)
+        .first()
+    )
+    if key is not None and (key.last_used_at is None or (timezone.now() - key.last_used_at).total_seconds() > 60):
+        # At most one write a minute per key: "last used" needs no more precision than that.
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+    return key
+
+
+def api_key_revoke(*, key: ApiKey) -> None:
+    key.revoked_at = timezone.now()
+    key.save(update_fields=["revoked_at", "updated_at"])

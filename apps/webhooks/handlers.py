@@ -1,0 +1,50 @@
+"""Message-webhook events → handlers. A plain dict: an event not in it is answered and logged."""
+
+from django.db import transaction
+
+from apps.agents import services as agents
+from apps.conversations import services as conversations
+from apps.conversations.models import Handoff
+from apps.conversations.tasks import message_status_retry
+from apps.core.queue import enqueue
+from apps.kapso.payloads import MESSAGE_RECEIVED, STATUS_EVENTS, PayloadError, parse_inbound, parse_status
+
+
+def prepare_message_events(items: list[tuple[str, dict]]) -> tuple[str, list]:
+    """Parse every item before anything is stored, so a bad item changes nothing."""
+    events = {event for event, _ in items}
+    if len(events) != 1:
+        raise PayloadError("a delivery must carry one event type")
+    event = events.pop()
+    if event == MESSAGE_RECEIVED:
+        return event, [parse_inbound(payload) for _, payload in items]
+    if event in STATUS_EVENTS:
+        return event, [parse_status(event, payload) for _, payload in items]
+    return event, []
+
+
+def on_message_received(connection, messages) -> None:
+    recorded = conversations.inbound_messages_record(connection=connection, messages=messages)
+    if connection.agent_id is None or not connection.agent_enabled:
+        return
+    for thread_id, (ref, new_ids) in recorded.items():
+        if new_ids and ref.handoff == Handoff.AGENT:
+            agents.run_request(
+                org_id=connection.org_id, thread_id=thread_id, agent_id=connection.agent_id, message_ids=new_ids
+            )
+
+
+def on_message_status(connection, updates) -> None:
+    for update in updates:
+        if conversations.message_status_apply(connection=connection, update=update) == "unknown":
+            # The status overtook our own record of the send (Kapso is fast): try again shortly.
+            payload = update.to_json()
+            transaction.on_commit(
+                lambda payload=payload: enqueue(message_status_retry, str(connection.id), payload, countdown=1.0)
+            )
+
+
+MESSAGE_HANDLERS = {
+    MESSAGE_RECEIVED: on_message_received,
+    **{event: on_message_status for event in STATUS_EVENTS},
+}

@@ -1,0 +1,116 @@
+"""Receiving Kapso deliveries: store the receipt, then hand each event to its handler.
+
+Everything a delivery changes happens in one transaction with its WebhookEvent row, whose unique
+idempotency key makes a redelivery a no-op. Nothing here calls Kapso or a model.
+"""
+
+import hashlib
+import json
+import logging
+import uuid
+
+from django.db import connection as db
+from django.db import transaction
+from django.utils import timezone
+
+from apps.kapso.payloads import PayloadError, split_delivery
+
+from .handlers import MESSAGE_HANDLERS, prepare_message_events
+from .models import ProcessingResult, WebhookKind
+
+logger = logging.getLogger(__name__)
+
+# Raw SQL for the hot path: ON CONFLICT DO NOTHING RETURNING tells a first delivery from a
+# redelivery in one round trip, without an exception and a savepoint.
+_EVENT_INSERT = """
+INSERT INTO webhooks_webhookevent
+    (id, org_id, connection_id, kind, event, idempotency_key, headers, body, signature_valid, result, detail,
+     processed_at, created_at, updated_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, true, %s, %s, %s, now(), now())
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING id
+"""
+
+KEPT_HEADERS = ("X-Webhook-Event", "X-Idempotency-Key", "X-Webhook-Payload-Version", "X-Webhook-Batch", "X-Batch-Size")
+
+
+class DeliveryError(ValueError):
+    """A signed delivery we cannot read: answered 400, nothing stored."""
+
+
+def idempotency_key_of(headers, raw: bytes) -> str:
+    key = (headers.get("X-Idempotency-Key") or "").strip()
+    # Without Kapso's key, the body's hash still turns byte-identical redeliveries into no-ops.
+    return key[:200] if key else "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def event_record(
+    *, kind: str, event: str, headers, raw: bytes, org_id=None, connection_id=None,
+    result: str = ProcessingResult.PENDING, detail: str = "",
+) -> uuid.UUID | None:
+    """Insert the receipt; None when this delivery was already stored."""
+    kept = {name: headers[name] for name in KEPT_HEADERS if name in headers}
+    processed_at = timezone.now() if result != ProcessingResult.PENDING else None
+    with db.cursor() as cursor:
+        cursor.execute(
+            _EVENT_INSERT,
+            [uuid.uuid4(), org_id, connection_id, kind, event[:100], idempotency_key_of(headers, raw),
+             json.dumps(kept), raw.decode("utf-8", errors="replace"), result, detail, processed_at],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def message_delivery_receive(*, connection, headers, raw: bytes, body) -> str:
+    """A signed delivery to the messages webhook. Returns 'processed', 'ignored' or 'duplicate'."""
+    try:
+        items = split_delivery(body, headers.get("X-Webhook-Event"))
+        event, prepared = prepare_message_events(items)
+    except PayloadError as error:
+        raise DeliveryError(str(error)) from error
+    handler = MESSAGE_HANDLERS.get(event)
+    result = ProcessingResult.PROCESSED if handler else ProcessingResult.IGNORED
+    with transaction.atomic():
+        event_id = event_record(
+            kind=WebhookKind.MESSAGES, event=event, headers=headers, raw=raw, org_id=connection.org_id,
+            connection_id=connection.id, result=result,
+            detail="" if handler else "Switchboard does not use this event.",
+        )
+        if event_id is None:
+            return "duplicate"
+        if handler is None:
+            logger.info("ignored Kapso event %s for connection %s", event, connection.id)
+            return "ignored"
+        handler(connection, prepared)
+    return "processed"
+
+
+def project_delivery_receive(*, headers, raw: bytes, body) -> str:
+    """A signed delivery to the project webhook: stored now, processed by a task (it calls Kapso)."""
+    from apps.orgs.models import Organization
+
+    from .project import PROJECT_EVENTS, unwrap_project_payload
+    from .tasks import project_event_process
+
+    try:
+        event, payload = unwrap_project_payload(body, headers.get("X-Webhook-Event"))
+    except PayloadError as error:
+        raise DeliveryError(str(error)) from error
+    customer_id = str((payload.get("customer") or {}).get("id") or "")
+    org_id = Organization.objects.filter(kapso_customer_id=customer_id).values_list("id", flat=True).first() if customer_id else None
+    known = event in PROJECT_EVENTS
+    with transaction.atomic():
+        event_id = event_record(
+            kind=WebhookKind.PROJECT, event=event, headers=headers, raw=raw, org_id=org_id,
+            result=ProcessingResult.PENDING if known else ProcessingResult.IGNORED,
+            detail="" if known else "Switchboard does not use this event.",
+        )
+        if event_id is None:
+            return "duplicate"
+        if not known:
+            logger.info("ignored Kapso project event %s", event)
+            return "ignored"
+        from apps.core.queue import enqueue
+
+        transaction.on_commit(lambda: enqueue(project_event_process, str(event_id)))
+    return "accepted"

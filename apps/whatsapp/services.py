@@ -1,0 +1,140 @@
+"""Onboarding and lifecycle of WhatsApp connections (DESIGN.md §4 "Connect a number")."""
+
+import logging
+import secrets
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.utils.dateparse import parse_datetime
+
+from apps.kapso import client as kapso
+from apps.orgs.models import Organization
+
+from .models import ConnectionStatus, WhatsAppConnection
+
+logger = logging.getLogger(__name__)
+
+
+def messages_webhook_url() -> str:
+    return f"{settings.PUBLIC_BASE_URL}/webhook/kapso/messages"
+
+
+def org_kapso_customer_id(*, org: Organization) -> str:
+    """The org's Kapso customer, created once. The row lock stops two clicks creating two."""
+    with transaction.atomic():
+        locked = Organization.objects.select_for_update().get(pk=org.pk)
+        if not locked.kapso_customer_id:
+            customer = kapso.create_customer(name=locked.name, external_customer_id=f"org_{locked.id}")
+            locked.kapso_customer_id = customer["id"]
+            locked.save(update_fields=["kapso_customer_id", "updated_at"])
+        org.kapso_customer_id = locked.kapso_customer_id
+        return locked.kapso_customer_id
+
+
+def connection_create(
+    *,
+    org: Organization,
+    environment: str,
+    success_redirect_url: str | None = None,
+    failure_redirect_url: str | None = None,
+) -> WhatsAppConnection:
+    """A pending connection with a fresh Kapso setup link for the operator to open."""
+    customer_id = org_kapso_customer_id(org=org)
+    link = kapso.create_setup_link(
+        customer_id=customer_id,
+        success_redirect_url=success_redirect_url,
+        failure_redirect_url=failure_redirect_url,
+    )
+    # Kapso keeps one active link per customer: older pending connections' links are now revoked.
+    WhatsAppConnection.objects.filter(
+        org=org, kapso_customer_id=customer_id, status=ConnectionStatus.PENDING_SETUP
+    ).update(setup_link_url="", setup_link_id="")
+    return WhatsAppConnection.objects.create(
+        org=org,
+        environment=environment,
+        kapso_customer_id=customer_id,
+        setup_link_id=link.get("id", ""),
+        setup_link_url=link.get("url", ""),
+        setup_link_expires_at=_datetime(link.get("expires_at")),
+    )
+
+
+def connection_reconnect_link(
+    *, connection: WhatsAppConnection, success_redirect_url: str | None = None, failure_redirect_url: str | None = None
+) -> WhatsAppConnection:
+    """A new setup link that re-authorises the same number (`reconnect_phone_number`)."""
+    link = kapso.create_setup_link(
+        customer_id=connection.kapso_customer_id,
+        success_redirect_url=success_redirect_url,
+        failure_redirect_url=failure_redirect_url,
+        reconnect_phone_number=connection.display_phone_number or None,
+    )
+    connection.setup_link_id = link.get("id", "")
+    connection.setup_link_url = link.get("url", "")
+    connection.setup_link_expires_at = _datetime(link.get("expires_at"))
+    connection.save(update_fields=["setup_link_id", "setup_link_url", "setup_link_expires_at", "updated_at"])
+    return connection
+
+
+def connection_complete(*, customer_id: str, phone_number_id: str) -> WhatsAppConnection | None:
+    """`whatsapp.phone_number.created`: attach the number to the customer's pending connection,
+    fetch its details and register its message webhook with a secret only this connection knows.
+
+    Safe to run twice: a number already attached is reused, and a registered webhook is kept.
+    """
+    connection = (
+        WhatsAppConnection.objects.filter(phone_number_id=phone_number_id).first()
+        or WhatsAppConnection.objects.filter(kapso_customer_id=customer_id, status=ConnectionStatus.PENDING_SETUP)
+        .order_by("-created_at")
+        .first()
+    )
+    if connection is None:
+        logger.warning("phone number %s connected for unknown Kapso customer %s", phone_number_id, customer_id)
+        return None
+    details = kapso.get_phone_number(phone_number_id)
+    connection.phone_number_id = phone_number_id
+    connection.display_phone_number = (details.get("display_phone_number") or "")[:32]
+    connection.business_account_id = details.get("business_account_id") or ""
+    connection.verified_name = (details.get("verified_name") or details.get("display_name") or "")[:200]
+    if not connection.kapso_webhook_id:
+        secret = secrets.token_urlsafe(32)
+        webhook = kapso.register_message_webhook(
+            phone_number_id=phone_number_id, url=messages_webhook_url(), secret_key=secret
+        )
+        connection.webhook_secret = secret
+        connection.kapso_webhook_id = webhook.get("id", "")
+    connection.status = ConnectionStatus.CONNECTED
+    connection.last_error = ""
+    connection.setup_link_url = ""
+    connection.save()
+    return connection
+
+
+def connection_mark_disconnected(*, phone_number_id: str) -> WhatsAppConnection | None:
+    connection = WhatsAppConnection.objects.filter(phone_number_id=phone_number_id).first()
+    if connection is not None:
+        connection.status = ConnectionStatus.DISCONNECTED
+        connection.save(update_fields=["status", "updated_at"])
+    return connection
+
+
+def connection_mark_error(*, connection: WhatsAppConnection, error: str) -> None:
+    connection.status = ConnectionStatus.ERROR
+    connection.last_error = error[:2000]
+    connection.save(update_fields=["status", "last_error", "updated_at"])
+
+
+def connection_assign_agent(*, connection: WhatsAppConnection, agent, enabled: bool | None = None) -> None:
+    if agent is not None and agent.org_id != connection.org_id:
+        raise ValueError("the agent belongs to another organization")
+    connection.agent = agent
+    fields = ["agent", "updated_at"]
+    if enabled is not None:
+        connection.agent_enabled = enabled
+        fields.append("agent_enabled")
+    connection.save(update_fields=fields)
+
+
+def _datetime(value: object) -> datetime | None:
+    return parse_datetime(value) if isinstance(value, str) else None

@@ -1,0 +1,17 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+
+from apps.core import views as core_views
+
+urlpatterns = [
+    path("healthz", core_views.healthz, name="healthz"),
+    path("readyz", core_views.readyz, name="readyz"),
+    path("webhook/kapso/", include("apps.webhooks.urls")),
+    path("api/v1/", include("apps.api.urls")),
+    path("admin/", admin.site.urls),
+    path("", include("apps.dashboard.urls")),
+]
+
+if settings.KAPSO_SANDBOX:
+    urlpatterns.insert(0, path("sandbox/", include("apps.sandbox.urls")))
