@@ -1,8 +1,8 @@
 """The model-provider package against stand-in providers speaking real HTTP on 127.0.0.1."""
 
 import json
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 

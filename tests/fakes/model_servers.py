@@ -62,7 +62,9 @@ class ModelServer:
         self._stopping.clear()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._httpd.daemon_threads = True  # a handler still sleeping out a delay must not block stop()
-        threading.Thread(target=self._httpd.serve_forever, name=type(self).__name__, daemon=True).start()
+        # A short poll interval, because stop() waits up to one interval for the loop to notice.
+        serve = lambda: self._httpd.serve_forever(poll_interval=0.02)  # noqa: E731
+        threading.Thread(target=serve, name=type(self).__name__, daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -93,9 +95,7 @@ class ModelServer:
     def reply_text(self, text: str, *, input_tokens: int = 11, output_tokens: int = 7, delay: float = 0.0) -> None:
         self.add(ScriptedReply(body=self.message_body(text, [], input_tokens, output_tokens), delay=delay))
 
-    def reply_tool_call(
-        self, name: str, arguments: dict | None = None, *, text: str = "", delay: float = 0.0
-    ) -> str:
+    def reply_tool_call(self, name: str, arguments: dict | None = None, *, text: str = "", delay: float = 0.0) -> str:
         """Script one tool call; returns its id, which the product should echo in the tool result."""
         return self.reply_tool_calls([(name, arguments or {})], text=text, delay=delay)[0]
 
@@ -107,7 +107,9 @@ class ModelServer:
     def reply_error(
         self, status: int, message: str = "scripted failure", *, headers: dict | None = None, delay: float = 0.0
     ) -> None:
-        self.add(ScriptedReply(status=status, body=self.error_body(status, message), headers=headers or {}, delay=delay))
+        self.add(
+            ScriptedReply(status=status, body=self.error_body(status, message), headers=headers or {}, delay=delay)
+        )
 
     def reply_raw(self, body: str | bytes, *, status: int = 200, delay: float = 0.0) -> None:
         """An answer that need not be valid JSON, e.g. a proxy's HTML page or a truncated body."""
@@ -147,7 +149,9 @@ class ModelServer:
 class OpenAIServer(ModelServer):
     """POST …/chat/completions, as OpenAI, xAI, Groq, OpenRouter and Ollama answer it."""
 
-    def message_body(self, text: str, calls: list[tuple[str, str, dict]], input_tokens: int, output_tokens: int) -> dict:
+    def message_body(
+        self, text: str, calls: list[tuple[str, str, dict]], input_tokens: int, output_tokens: int
+    ) -> dict:
         message: dict[str, Any] = {"role": "assistant", "content": text or None}
         if calls:
             message["tool_calls"] = [
@@ -177,7 +181,9 @@ class AnthropicServer(ModelServer):
     def new_call_id(self) -> str:
         return f"toolu_{next(self._ids):04d}"
 
-    def message_body(self, text: str, calls: list[tuple[str, str, dict]], input_tokens: int, output_tokens: int) -> dict:
+    def message_body(
+        self, text: str, calls: list[tuple[str, str, dict]], input_tokens: int, output_tokens: int
+    ) -> dict:
         content: list[dict] = [{"type": "text", "text": text}] if text else []
         content += [{"type": "tool_use", "id": call_id, "name": name, "input": args} for call_id, name, args in calls]
         return {

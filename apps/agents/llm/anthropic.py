@@ -87,8 +87,7 @@ def _blocks(message: dict, names: dict[str, str]) -> tuple[str, list[dict]]:
     if role == "assistant":
         calls = [as_tool_call(call) for call in message.get("tool_calls") or []]
         blocks += [
-            {"type": "tool_use", "id": call.id, "name": names[call.name], "input": call.arguments}
-            for call in calls
+            {"type": "tool_use", "id": call.id, "name": names[call.name], "input": call.arguments} for call in calls
         ]
     return role, blocks
 

@@ -112,7 +112,9 @@ def _tool_call(provider: str, call: dict, names: dict[str, str]) -> ToolCallRequ
         arguments = json.loads(raw) if isinstance(raw, str) else raw
     except ValueError as exc:
         # The model wrote broken JSON; another sample usually doesn't, so this one is worth a retry.
-        raise ModelError(f"{provider} returned tool arguments that are not JSON: {raw[:200]!r}", transient=True) from exc
+        raise ModelError(
+            f"{provider} returned tool arguments that are not JSON: {raw[:200]!r}", transient=True
+        ) from exc
     if not isinstance(arguments, dict):
         raise ModelError(f"{provider} returned tool arguments that are not an object: {raw!r:.200}", transient=True)
     return ToolCallRequest(id=call["id"], name=original_tool_name(function["name"], names), arguments=arguments)
