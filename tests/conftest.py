@@ -1,0 +1,81 @@
+import copy
+import json
+import uuid
+
+import pytest
+import redis
+from django.conf import settings
+
+from apps.kapso.signatures import sign
+from tests.factories import compact, make_agent, make_connection, make_org
+from tests.fakes.kapso_server import FakeKapso, fixture
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_test_redis():
+    """The tests' own Redis DB index (TEST_REDIS_URL), emptied once so old queued tasks don't pile up."""
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+
+
+@pytest.fixture
+def org(db):
+    return make_org(name="Acme Shop")
+
+
+@pytest.fixture
+def other_org(db):
+    """A tenant who must never see anything of `org`."""
+    return make_org(name="Other Org")
+
+
+@pytest.fixture
+def agent(org):
+    return make_agent(org)
+
+
+@pytest.fixture
+def connection(org, agent):
+    return make_connection(org, agent=agent, phone_number_id="123456789012345", secret="conn-secret")
+
+
+@pytest.fixture
+def kapso(settings):
+    """Kapso stand-in on 127.0.0.1; the product's client is pointed at it."""
+    with FakeKapso(api_key=settings.KAPSO_API_KEY) as fake:
+        settings.KAPSO_API_BASE_URL = fake.url
+        yield fake
+
+
+@pytest.fixture
+def kapso_payload():
+    def load(name: str, **overrides) -> dict:
+        payload = copy.deepcopy(fixture(name))
+        payload.update(overrides)
+        return payload
+
+    return load
+
+
+@pytest.fixture
+def post_webhook(client):
+    """POST a payload to a Kapso webhook as Kapso does: compact bytes, signed, with its headers."""
+
+    def post(path: str, payload, *, secret: str | None, event: str | None = None, key: str | None = None,
+             raw: bytes | None = None, signature: str | None = None, headers: dict | None = None):
+        body = raw if raw is not None else compact(payload)
+        extra = {"HTTP_X_IDEMPOTENCY_KEY": key or str(uuid.uuid4()), "HTTP_X_WEBHOOK_PAYLOAD_VERSION": "v2"}
+        if event:
+            extra["HTTP_X_WEBHOOK_EVENT"] = event
+        if signature is not None:
+            extra["HTTP_X_WEBHOOK_SIGNATURE"] = signature
+        elif secret is not None:
+            extra["HTTP_X_WEBHOOK_SIGNATURE"] = sign(secret, body)
+        for name, value in (headers or {}).items():
+            extra["HTTP_" + name.upper().replace("-", "_")] = value
+        return client.post(f"/webhook/kapso/{path}", data=body, content_type="application/json", **extra)
+
+    return post
+
+
+def json_of(response) -> dict:
+    return json.loads(response.content)

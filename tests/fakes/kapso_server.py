@@ -1,0 +1,132 @@
+"""A local stand-in for Kapso's HTTP API, for tests: real HTTP on 127.0.0.1, Kapso's paths,
+envelopes and error bodies (REFERENCE.md §1–6). It records every request and can be told to fail
+the next sends, so tests replace Kapso only at the network edge."""
+
+import itertools
+import json
+import re
+import threading
+import time
+import uuid
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "kapso"
+
+
+def fixture(name: str) -> dict:
+    return json.loads((FIXTURES / f"{name}.json").read_text())
+
+
+class FakeKapso:
+    def __init__(self, api_key: str = "test-kapso-key"):
+        self.api_key = api_key
+        self.requests: list[dict] = []
+        self.sent: list[dict] = []  # bodies of accepted text sends, in order
+        self.send_failures: deque = deque()  # (status, body, headers) answered to the next sends
+        self.send_delay = 0.0
+        self.history: list[dict] = []  # what GET /{pnid}/messages returns
+        self.phone_numbers: dict[str, dict] = {}
+        self.webhooks: list[dict] = []
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._server.shutdown()
+        self._server.server_close()
+
+    def fail_next_send(self, status: int, body: dict, headers: dict | None = None, times: int = 1) -> None:
+        for _ in range(times):
+            self.send_failures.append((status, body, headers or {}))
+
+    def requests_to(self, method: str, pattern: str) -> list[dict]:
+        return [r for r in self.requests if r["method"] == method and re.search(pattern, r["path"])]
+
+    # --- routing ---------------------------------------------------------------------------
+
+    def route(self, method: str, path: str, body: dict | None) -> tuple[int, object, dict]:
+        path = path.split("?")[0]
+        if method == "POST" and path == "/platform/v1/customers":
+            data = dict(fixture("api__customer_created")["data"], id=str(uuid.uuid4()),
+                        name=body["customer"]["name"], external_customer_id=body["customer"].get("external_customer_id"))
+            return 201, {"data": data}, {}
+        if m := re.fullmatch(r"/platform/v1/customers/([^/]+)/setup_links", path):
+            if method == "POST":
+                token = uuid.uuid4().hex
+                data = dict(fixture("api__setup_link_created")["data"], id=str(uuid.uuid4()), token=token,
+                            url=f"{self.url}/whatsapp/setup/{token}", **(body or {}).get("setup_link", {}))
+                return 201, {"data": data}, {}
+        if m := re.fullmatch(r"/platform/v1/whatsapp/phone_numbers/([^/]+)", path):
+            data = self.phone_numbers.get(m.group(1)) or dict(
+                fixture("api__phone_number")["data"], id=m.group(1), phone_number_id=m.group(1))
+            return 200, {"data": data}, {}
+        if m := re.fullmatch(r"/platform/v1/whatsapp/phone_numbers/([^/]+)/webhooks", path):
+            data = dict(fixture("api__webhook_created")["data"], id=str(uuid.uuid4()), phone_number_id=m.group(1),
+                        **body["whatsapp_webhook"])
+            self.webhooks.append(data)
+            return 201, {"data": data}, {}
+        if m := re.fullmatch(r"/meta/whatsapp/v[0-9.]+/([^/]+)/messages", path):
+            if method == "GET":
+                return 200, {"data": list(self.history), "paging": {"cursors": {}}}, {}
+            return self._send(m.group(1), body or {})
+        return 404, {"error": "Not found"}, {}
+
+    def _send(self, phone_number_id: str, body: dict) -> tuple[int, object, dict]:
+        if body.get("status") == "read":
+            return 200, {"success": True}, {}
+        if self.send_delay:
+            time.sleep(self.send_delay)
+        with self._lock:
+            if self.send_failures:
+                return self.send_failures.popleft()
+            wamid = f"wamid.fake.{next(self._ids):06d}"
+            self.sent.append({**body, "phone_number_id": phone_number_id, "wamid": wamid})
+        to = body.get("to", "")
+        return 200, {"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}],
+                     "messages": [{"id": wamid}]}, {}
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _serve(self, method: str):
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                body = json.loads(raw) if raw else None
+                fake.requests.append({"method": method, "path": self.path, "body": body,
+                                      "headers": dict(self.headers), "at": time.time()})
+                if self.headers.get("X-API-Key") != fake.api_key:
+                    status, payload, headers = 401, {"error": "Invalid API key"}, {}
+                else:
+                    status, payload, headers = fake.route(method, self.path, body)
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                self._serve("GET")
+
+            def do_POST(self):
+                self._serve("POST")
+
+            def do_DELETE(self):
+                self._serve("DELETE")
+
+        return Handler
