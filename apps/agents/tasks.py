@@ -13,7 +13,7 @@ from .runtime import TurnAbandoned, turn_execute
 logger = logging.getLogger(__name__)
 
 
-@shared_task(queue="agents", ignore_result=True)
+@shared_task(ignore_result=True)
 def run_turn(run_id: str) -> None:
     run = services.run_claim(run_id=run_id)
     if run is None:
@@ -38,7 +38,7 @@ def run_turn(run_id: str) -> None:
     services.run_finish(run=run, outcome=outcome)
 
 
-@shared_task(queue="default", ignore_result=True)
+@shared_task(ignore_result=True)
 def sweep_runs() -> None:
     """Beat: re-enqueue runs the database says are waiting, and hand out again those whose worker died."""
     for run_id in services.runs_recover_stale():

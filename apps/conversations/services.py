@@ -277,7 +277,7 @@ def _reconcile_sending(message: Message) -> None:
     if wamid and not Message.objects.filter(connection_id=message.connection_id, wamid=wamid).exists():
         changes.update(status=MessageStatus.SENT, wamid=wamid, sent_at=timezone.now())
     else:
-        changes.update(status=MessageStatus.QUEUED, next_attempt_at=None)
+        changes.update(status=MessageStatus.QUEUED, next_attempt_at=timezone.now())  # due at once
     Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(**changes)
 
 
@@ -291,3 +291,14 @@ def _find_sent_copy(rows: list, message: Message) -> str | None:
         if body == message.text and (not to or to == digits):
             return row.get("id")
     return None
+
+
+# --- Operator replies --------------------------------------------------------------------------
+
+
+def operator_reply(*, thread: Thread, text: str) -> list[Message]:
+    """A person's reply (dashboard or API) goes through the same outbox as the agent's answers:
+    queued rows, split at 4,096 characters, sent in order. The rows and the thread's activity time
+    are written together. It does not change the handoff state: taking over is its own action."""
+    with transaction.atomic():
+        return outbound_queue(thread=thread, text=text, author=Author.OPERATOR)

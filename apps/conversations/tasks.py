@@ -21,7 +21,7 @@ def enqueue_outbox_drain(thread_id: uuid.UUID, countdown: float | None = None) -
     enqueue(outbox_drain, str(thread_id), countdown=countdown)
 
 
-@shared_task(queue="default", ignore_result=True)
+@shared_task(ignore_result=True)
 def outbox_drain(thread_id: str) -> None:
     """Send the thread's queued messages one at a time, in order."""
     while True:
@@ -37,7 +37,7 @@ def outbox_drain(thread_id: str) -> None:
             return
 
 
-@shared_task(queue="default", ignore_result=True)
+@shared_task(ignore_result=True)
 def sweep_outbox() -> None:
     """Beat: nudge outboxes that the database says have work nobody is doing."""
     stale = timedelta(seconds=settings.OUTBOX_STALE_SECONDS)
@@ -45,7 +45,7 @@ def sweep_outbox() -> None:
         enqueue_outbox_drain(thread_id)
 
 
-@shared_task(queue="default", ignore_result=True)
+@shared_task(ignore_result=True)
 def message_status_retry(connection_id: str, update: dict, tries_left: int = 5) -> None:
     """A status that arrived before the send that it describes was recorded: try again shortly."""
     connection = WhatsAppConnection.objects.filter(pk=connection_id).first()

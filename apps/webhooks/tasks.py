@@ -13,7 +13,7 @@ from .project import project_event_apply, unwrap_project_payload
 logger = logging.getLogger(__name__)
 
 
-@shared_task(bind=True, queue="default", ignore_result=True, max_retries=6)
+@shared_task(bind=True, ignore_result=True, max_retries=6)
 def project_event_process(self, event_id: str) -> None:
     event = WebhookEvent.objects.filter(pk=event_id).first()
     if event is None or event.result == ProcessingResult.PROCESSED:
