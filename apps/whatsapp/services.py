@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils.dateparse import parse_datetime
 
 from apps.kapso import client as kapso
+from apps.kapso.errors import KapsoError
 from apps.orgs.models import Organization
 
 from .models import ConnectionStatus, WhatsAppConnection
@@ -92,6 +93,16 @@ def connection_complete(*, customer_id: str, phone_number_id: str) -> WhatsAppCo
     if connection is None:
         logger.warning("phone number %s connected for unknown Kapso customer %s", phone_number_id, customer_id)
         return None
+    try:
+        _attach_number(connection, phone_number_id)
+    except KapsoError as error:
+        if not error.transient:  # retrying cannot help: show the operator why
+            connection_mark_error(connection=connection, error=str(error))
+        raise
+    return connection
+
+
+def _attach_number(connection: WhatsAppConnection, phone_number_id: str) -> None:
     details = kapso.get_phone_number(phone_number_id)
     connection.phone_number_id = phone_number_id
     connection.display_phone_number = (details.get("display_phone_number") or "")[:32]
@@ -108,7 +119,6 @@ def connection_complete(*, customer_id: str, phone_number_id: str) -> WhatsAppCo
     connection.last_error = ""
     connection.setup_link_url = ""
     connection.save()
-    return connection
 
 
 def connection_mark_disconnected(*, phone_number_id: str) -> WhatsAppConnection | None:
