@@ -1,3 +1,4 @@
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import Q
 
@@ -10,7 +11,13 @@ class Handoff(models.TextChoices):
 
 
 class Thread(OrgOwnedModel):
-    connection = models.ForeignKey("whatsapp.WhatsAppConnection", on_delete=models.CASCADE, related_name="threads")
+    # Null only for a dashboard playground thread, which belongs to an agent and never reaches WhatsApp.
+    connection = models.ForeignKey(
+        "whatsapp.WhatsAppConnection", null=True, blank=True, on_delete=models.CASCADE, related_name="threads"
+    )
+    playground_agent = models.ForeignKey(
+        "agents.Agent", null=True, blank=True, on_delete=models.CASCADE, related_name="playground_threads"
+    )
     external_id = models.CharField(max_length=40)  # "whatsapp:+<digits>"
     contact_phone = models.CharField(max_length=32)  # "+<digits>"
     contact_name = models.CharField(max_length=200, blank=True, default="")
@@ -22,8 +29,16 @@ class Thread(OrgOwnedModel):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["connection", "external_id"], name="thread_unique_external_id"),
+            models.UniqueConstraint(
+                fields=["playground_agent", "external_id"], condition=Q(playground_agent__isnull=False),
+                name="thread_unique_playground",
+            ),
         ]
         indexes = [models.Index(fields=["org", "-last_message_at"], name="thread_org_activity")]
+
+    @property
+    def is_playground(self) -> bool:
+        return self.playground_agent_id is not None
 
     def __str__(self) -> str:
         return self.contact_name or self.contact_phone
@@ -64,7 +79,9 @@ def statuses_before(status: str) -> list[str]:
 
 class Message(OrgOwnedModel):
     thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="messages")
-    connection = models.ForeignKey("whatsapp.WhatsAppConnection", on_delete=models.CASCADE, related_name="+")
+    connection = models.ForeignKey(
+        "whatsapp.WhatsAppConnection", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )  # null only in playground threads
     direction = models.CharField(max_length=8, choices=Direction.choices)
     author = models.CharField(max_length=8, choices=Author.choices)
     type = models.CharField(max_length=16, default="text")
@@ -100,5 +117,9 @@ class Message(OrgOwnedModel):
                 condition=Q(status__in=["queued", "sending"]),
                 name="message_outbox_pending",
             ),
+            # The open thread polls for what changed since its last look (new messages, ticks).
+            models.Index(fields=["thread", "updated_at"], name="message_thread_updated"),
+            # Inbox search by message text: ILIKE '%words%' through trigrams (pg_trgm).
+            GinIndex(fields=["text"], opclasses=["gin_trgm_ops"], name="message_text_trgm"),
         ]
         ordering = ["created_at", "id"]

@@ -55,3 +55,29 @@ class ApiKey(OrgOwnedModel):
     @staticmethod
     def generate() -> str:
         return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+INVITATION_TTL_DAYS = 7
+
+
+class Invitation(OrgOwnedModel):
+    """A one-time link, sent by email, that lets its holder join the org with a role.
+
+    Only the hash of the token is stored: a database leak does not hand out seats."""
+
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.OPERATOR)
+    hashed_token = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["org", "-created_at"], name="invitation_org_time")]
+
+    @staticmethod
+    def hash_token(raw: str) -> str:
+        return hashlib.sha256(raw.encode()).hexdigest()
