@@ -16,6 +16,7 @@ from apps.kapso.errors import KapsoError
 from apps.kapso.payloads import InboundMessage, StatusUpdate
 from apps.whatsapp.models import ConnectionStatus, WhatsAppConnection
 
+from . import pacing
 from .models import Author, Direction, Handoff, Message, MessageStatus, Thread, statuses_before
 from .text import split_text
 
@@ -200,6 +201,9 @@ def outbox_send(*, message: Message) -> float | None:
     if connection.status != ConnectionStatus.CONNECTED or not connection.phone_number_id:
         _mark_failed(message, code="not_connected", text="The WhatsApp number is not connected.")
         return None
+    wait = pacing.reserve(connection_id=connection.id, thread_id=message.thread_id)
+    if wait > 0:
+        return _postpone(message, wait)
     try:
         wamid = kapso.send_text(
             phone_number_id=connection.phone_number_id, to=message.thread.contact_phone, body=message.text
@@ -213,6 +217,15 @@ def outbox_send(*, message: Message) -> float | None:
         next_attempt_at=None,
     )
     return None
+
+
+def _postpone(message: Message, wait: float) -> float:
+    """Not this message's turn yet (pacing): back to the queue, due when its slot comes."""
+    Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(
+        status=MessageStatus.QUEUED, next_attempt_at=timezone.now() + timedelta(seconds=wait),
+        send_attempts=F("send_attempts") - 1, updated_at=timezone.now(),
+    )
+    return wait
 
 
 def statuses_after_sent() -> list[str]:

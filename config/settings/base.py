@@ -175,6 +175,10 @@ OUTBOX_STALE_SECONDS = env_int("OUTBOX_STALE_SECONDS", 30)
 OUTBOX_MAX_ATTEMPTS = env_int("OUTBOX_MAX_ATTEMPTS", 6)
 OUTBOX_RETRY_BASE_SECONDS = env_float("OUTBOX_RETRY_BASE_SECONDS", 2.0)
 OUTBOX_RETRY_MAX_SECONDS = env_float("OUTBOX_RETRY_MAX_SECONDS", 120.0)
+# Pacing, enforced across all workers: at most this many sends per second per number (Meta allows
+# 80 by default, coexistence numbers 5-20), and at least this gap between two messages to one contact.
+OUTBOX_MAX_PER_SECOND_PER_NUMBER = env_float("OUTBOX_MAX_PER_SECOND_PER_NUMBER", 20.0)
+OUTBOX_MIN_GAP_PER_CONTACT_SECONDS = env_float("OUTBOX_MIN_GAP_PER_CONTACT_SECONDS", 1.0)
 SWEEP_INTERVAL_SECONDS = env_float("SWEEP_INTERVAL_SECONDS", 15.0)
 
 # --- Celery ----------------------------------------------------------------------------------

@@ -9,7 +9,9 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", 
 CELERY_BROKER_URL = REDIS_URL
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 KAPSO_API_KEY = "test-kapso-key"
-KAPSO_API_BASE_URL = "http://127.0.0.1:9"  # tests that talk to Kapso point this at their stand-in
+# Tests that talk to Kapso point this at their stand-in: in-process tests through the `settings`
+# fixture, end-to-end tests (separate web and worker processes) through this variable.
+KAPSO_API_BASE_URL = env("TEST_KAPSO_API_BASE_URL", "http://127.0.0.1:9").rstrip("/")
 KAPSO_WEBHOOK_SECRET = "test-project-secret"
 PUBLIC_BASE_URL = "https://switchboard.test"
 MODEL_RETRY_BASE_SECONDS = 0.0
@@ -19,3 +21,6 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Pacing is off unless a test turns it on (tests/test_pacing.py): it is about time, not behaviour.
+OUTBOX_MAX_PER_SECOND_PER_NUMBER = float(env("OUTBOX_MAX_PER_SECOND_PER_NUMBER", "0"))
+OUTBOX_MIN_GAP_PER_CONTACT_SECONDS = float(env("OUTBOX_MIN_GAP_PER_CONTACT_SECONDS", "0"))
