@@ -497,3 +497,14 @@ def test_offline_asks_again_after_a_new_status_question():
     reply = complete(OFFLINE, "", earlier + [{"role": "user", "content": "and the status now?"}], [GET_STATUS])
 
     assert reply.tool_calls[0].name == "whatsapp.getStatus"
+
+
+def test_anthropic_turns_always_open_with_the_user():
+    from apps.agents.llm.anthropic import request_body
+
+    body = request_body({"provider": "anthropic", "name": "claude"}, "", [
+        {"role": "assistant", "content": "Welcome to Acme!"},
+        {"role": "user", "content": "Hi"},
+    ], [], {})
+
+    assert [turn["role"] for turn in body["messages"]] == ["user", "assistant", "user"]

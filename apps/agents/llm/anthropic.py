@@ -75,6 +75,10 @@ def _turns(messages: list[dict], names: dict[str, str]) -> list[dict]:
             turns[-1]["content"] += blocks
         else:
             turns.append({"role": role, "content": blocks})
+    if turns and turns[0]["role"] == "assistant":
+        # Anthropic wants the user to speak first; a chat history window often opens with the
+        # business's message. Keep it as context rather than dropping it.
+        turns.insert(0, {"role": "user", "content": [{"type": "text", "text": "(earlier in this conversation)"}]})
     return turns
 
 
