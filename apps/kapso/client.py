@@ -155,7 +155,6 @@ def list_messages(
 ) -> dict:
     """One page of a number's message history: {"data": [...], "paging": {...}}."""
     params = {"limit": limit, "fields": "kapso(default)"}
-    for key, value in (("direction", direction), ("since", since), ("conversation_id", conversation_id), ("after", after)):
-        if value:
-            params[key] = value
+    optional = {"direction": direction, "since": since, "conversation_id": conversation_id, "after": after}
+    params.update({key: value for key, value in optional.items() if value})
     return _meta("GET", f"/{phone_number_id}/messages", params=params)

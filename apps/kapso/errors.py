@@ -7,6 +7,8 @@ Kapso answers with two body styles (REFERENCE.md §5.7): the Meta error object
 
 from dataclasses import dataclass
 
+from apps.core.http import parse_retry_after
+
 # Meta codes that will not succeed on retry (the SDK's do_not_retry set, plus parameter errors).
 PERMANENT_META_CODES = {131047, 131049, 131050, 368, 130497, 131031, 100, 131008, 131009, 131021, 131026, 1026}
 # Meta throttling codes: retry later (they arrive as HTTP 400).
@@ -28,15 +30,6 @@ class KapsoError(Exception):
     def __str__(self) -> str:
         code = f" (code {self.code})" if self.code else ""
         return f"Kapso {self.status or 'network'} error{code}: {self.message}"
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
 
 
 def error_from_response(status: int, body: object, retry_after: str | None = None) -> KapsoError:

@@ -14,12 +14,12 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 from django.conf import settings
+
+from apps.core.http import parse_retry_after
 
 PROVIDERS = ("openai", "xai", "groq", "openrouter", "ollama", "anthropic", "offline")
 
@@ -188,23 +188,6 @@ def _error_message(response: httpx.Response) -> str:
     if isinstance(error, str):
         return error[:500]
     return response.text[:500] or response.reason_phrase
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Retry-After as seconds; the header may hold a number of seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:  # HTTP dates are GMT; a zone-less one is read as such
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def required_key(setting: str) -> str:
