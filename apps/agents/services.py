@@ -13,14 +13,14 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db import connection as db
-from django.db.models import F
+from django.db.models import F, ProtectedError
 from django.utils import timezone
 
 from apps.conversations import services as conversations
 from apps.conversations.models import Author, Handoff, Message, Thread
 from apps.core.queue import enqueue
 
-from .models import AgentRun, RunStatus, ToolCall
+from .models import Agent, AgentRun, RunStatus, ToolCall
 
 logger = logging.getLogger(__name__)
 MAX_RUN_ATTEMPTS = 3
@@ -170,3 +170,102 @@ def _run_give_up(run: AgentRun) -> None:
     if agent is not None and thread.handoff == Handoff.AGENT:
         conversations.outbound_queue(thread=thread, text=agent.fallback_text, author=Author.AGENT, run_id=run.pk)
     transaction.on_commit(lambda: run_enqueue_next(thread_id=run.thread_id))
+
+
+# --- Agent definitions -------------------------------------------------------------------------
+
+AGENT_EDITABLE_FIELDS = (
+    "name", "slug", "system_prompt", "model_provider", "model_name", "temperature", "max_tokens", "tools",
+    "fallback_text",
+)
+
+
+class AgentInvalid(ValueError):
+    """An agent definition that cannot be saved. `field` names the culprit so a form or the API
+    can put the message next to it; nothing was written."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+class AgentInUse(Exception):
+    """The agent answers on WhatsApp connections; it cannot be deleted while they point to it."""
+
+
+def agent_create(
+    *,
+    org,
+    name: str,
+    slug: str,
+    system_prompt: str = "",
+    model_provider: str = "offline",
+    model_name: str = "demo",
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    tools: list[str] | None = None,
+    fallback_text: str | None = None,
+) -> Agent:
+    agent = Agent(
+        org=org, name=name, slug=slug, system_prompt=system_prompt, model_provider=model_provider,
+        model_name=model_name, temperature=temperature, max_tokens=max_tokens, tools=list(tools or []),
+    )
+    if fallback_text is not None:  # else the model's default text
+        agent.fallback_text = fallback_text
+    return _agent_save(agent)
+
+
+def agent_update(*, agent: Agent, data: dict) -> Agent:
+    """Change the given fields (keys of AGENT_EDITABLE_FIELDS) and nothing else."""
+    unknown = sorted(set(data) - set(AGENT_EDITABLE_FIELDS))
+    if unknown:
+        raise AgentInvalid(unknown[0], f"{unknown[0]!r} is not a field of an agent that can be changed.")
+    for name, value in data.items():
+        setattr(agent, name, list(value) if name == "tools" else value)
+    return _agent_save(agent, update_fields=[*data, "updated_at"])
+
+
+def agent_delete(*, agent: Agent) -> None:
+    """Delete an agent. Its past runs stay, without an agent. A connection that answers with it
+    protects it (on_delete=PROTECT): the operator has to move those connections first."""
+    try:
+        with transaction.atomic():
+            agent.delete()
+    except ProtectedError as exc:
+        numbers = sorted(str(connection) for connection in exc.protected_objects)
+        raise AgentInUse(
+            f"The agent {agent.name!r} answers on {len(numbers)} WhatsApp connection(s) ({', '.join(numbers)}). "
+            "Assign another agent (or none) to them first, then delete it."
+        ) from exc
+
+
+def _agent_save(agent: Agent, update_fields: list[str] | None = None) -> Agent:
+    _agent_check(agent)
+    try:
+        # A savepoint, so a taken slug leaves the caller's transaction usable.
+        with transaction.atomic():
+            agent.save(update_fields=update_fields)
+    except IntegrityError as exc:
+        if "agent_unique_slug" not in str(exc):
+            raise
+        # The unique constraint decides, not a prior lookup: two concurrent requests cannot both win.
+        raise AgentInvalid("slug", f"Another agent of this organization already uses the slug {agent.slug!r}.") from exc
+    return agent
+
+
+def _agent_check(agent: Agent) -> None:
+    from .llm import PROVIDERS
+    from .tools import TOOL_NAMES
+
+    if agent.model_provider not in PROVIDERS:
+        raise AgentInvalid("model_provider", f"Unknown model provider {agent.model_provider!r}; "
+                                             f"use one of: {', '.join(PROVIDERS)}.")
+    unknown = [name for name in agent.tools if name not in TOOL_NAMES]
+    if unknown:
+        raise AgentInvalid("tools", f"Unknown tool {unknown[0]!r}; the tools are: {', '.join(TOOL_NAMES)}.")
+    if len(set(agent.tools)) != len(agent.tools):
+        raise AgentInvalid("tools", "Each tool may be listed only once.")
+    if agent.temperature is not None and not 0 <= agent.temperature <= 2:
+        raise AgentInvalid("temperature", "The temperature must be between 0 and 2.")
+    if agent.max_tokens is not None and agent.max_tokens < 1:
+        raise AgentInvalid("max_tokens", "max_tokens must be at least 1.")

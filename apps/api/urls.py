@@ -1,1 +1,17 @@
-urlpatterns = []
+"""/api/v1/…, without trailing slashes. Ids are matched as strings so a malformed id gets the
+API's JSON 404 rather than the site's HTML one."""
+
+from django.urls import path, re_path
+
+from . import views
+
+urlpatterns = [
+    path("agents", views.AgentListApi.as_view(), name="api-agents"),
+    path("agents/<str:agent_id>", views.AgentDetailApi.as_view(), name="api-agent"),
+    path("connections", views.ConnectionListApi.as_view(), name="api-connections"),
+    path("connections/<str:connection_id>", views.ConnectionDetailApi.as_view(), name="api-connection"),
+    path("threads", views.ThreadListApi.as_view(), name="api-threads"),
+    path("threads/<str:thread_id>", views.ThreadDetailApi.as_view(), name="api-thread"),
+    path("threads/<str:thread_id>/messages", views.ThreadMessagesApi.as_view(), name="api-thread-messages"),
+    re_path(r"^(?P<path>.*)$", views.not_found),
+]

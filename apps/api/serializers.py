@@ -1,0 +1,139 @@
+"""The API's JSON shapes. Serializers only translate and validate input; writes happen in the
+services the views call (never in a serializer's create() or update())."""
+
+from rest_framework import serializers
+
+from apps.agents.llm import PROVIDERS
+from apps.agents.models import Agent
+from apps.agents.selectors import agent_list
+from apps.agents.tools import TOOL_NAMES
+from apps.conversations.models import Message, Thread
+from apps.orgs.models import Organization
+from apps.whatsapp.models import ConnectionStatus, Environment, WhatsAppConnection
+
+MAX_REPLY_CHARS = 4096 * 4  # four WhatsApp messages at most
+MAX_POSITIVE_INT = 2_147_483_647  # PostgreSQL integer, the column behind max_tokens
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses keys it does not know: a misspelt field is an error, never a silent no-op.
+    Read-only fields are known, so an object read from the API can be sent back as it is."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                writable = ", ".join(name for name, field in self.fields.items() if not field.read_only)
+                message = f"Unknown field. The fields you can send here are: {writable}."
+                raise serializers.ValidationError({name: [message] for name in unknown})
+        return super().to_internal_value(data)
+
+
+# --- Agents ------------------------------------------------------------------------------------
+
+
+class ModelSpecSerializer(StrictSerializer):
+    """`{provider, name, temperature?, max_tokens?}`, stored in the agent's model_* columns."""
+
+    provider = serializers.ChoiceField(
+        source="model_provider", choices=PROVIDERS,
+        error_messages={"invalid_choice": f'Unknown provider "{{input}}"; use one of: {", ".join(PROVIDERS)}.'},
+    )
+    name = serializers.CharField(source="model_name", max_length=100)
+    temperature = serializers.FloatField(min_value=0, max_value=2, required=False, allow_null=True)
+    max_tokens = serializers.IntegerField(min_value=1, max_value=MAX_POSITIVE_INT, required=False, allow_null=True)
+
+
+class AgentSerializer(StrictSerializer):
+    id = serializers.UUIDField(read_only=True)
+    name = serializers.CharField(max_length=100)
+    slug = serializers.SlugField(max_length=60)
+    system_prompt = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    # source="*": the nested object reads from and writes to the agent's own columns.
+    model = ModelSpecSerializer(source="*")
+    tools = serializers.ListField(
+        child=serializers.ChoiceField(
+            choices=TOOL_NAMES,
+            error_messages={"invalid_choice": f'Unknown tool "{{input}}"; the tools are: {", ".join(TOOL_NAMES)}.'},
+        ),
+        required=False,
+    )
+    fallback_text = serializers.CharField(required=False)
+    created_at = serializers.DateTimeField(read_only=True)
+
+    def validate_tools(self, tools: list[str]) -> list[str]:
+        if len(set(tools)) != len(tools):
+            raise serializers.ValidationError("Each tool may be listed only once.")
+        return tools
+
+
+# --- Connections -------------------------------------------------------------------------------
+
+
+class ConnectionSerializer(serializers.ModelSerializer):
+    """Never carries the webhook secret, the Kapso ids or the last error text of the connection."""
+
+    agent = serializers.UUIDField(source="agent_id", read_only=True, allow_null=True)
+    setup_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = WhatsAppConnection
+        fields = ["id", "status", "environment", "phone_number_id", "display_phone_number", "agent", "agent_enabled",
+                  "setup_url", "created_at"]
+        read_only_fields = fields
+
+    def get_setup_url(self, connection: WhatsAppConnection) -> str | None:
+        # A pending connection whose link was replaced by a newer one has no usable link left.
+        if connection.status == ConnectionStatus.PENDING_SETUP and connection.setup_link_url:
+            return connection.setup_link_url
+        return None
+
+
+class ConnectionCreateSerializer(StrictSerializer):
+    environment = serializers.ChoiceField(choices=Environment.choices)
+
+
+class ConnectionUpdateSerializer(StrictSerializer):
+    agent = serializers.PrimaryKeyRelatedField(
+        queryset=Agent.objects.none(), allow_null=True, required=False, pk_field=serializers.UUIDField(),
+        # The same words for an unknown id and another org's: the answer never tells them apart.
+        error_messages={"does_not_exist": "There is no agent with the id {pk_value} in this organization."},
+    )
+    agent_enabled = serializers.BooleanField(required=False)
+
+    def __init__(self, *args, org: Organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["agent"].queryset = agent_list(org=org)
+
+    def validate(self, data: dict) -> dict:
+        if not data:
+            raise serializers.ValidationError("Send `agent` (an agent id, or null for none) and/or `agent_enabled`.")
+        return data
+
+
+# --- Threads and messages ----------------------------------------------------------------------
+
+
+class ThreadSerializer(serializers.ModelSerializer):
+    connection = serializers.UUIDField(source="connection_id", read_only=True)
+
+    class Meta:
+        model = Thread
+        fields = ["id", "connection", "external_id", "contact_name", "contact_phone", "handoff", "last_message_at"]
+        read_only_fields = fields
+
+
+class ThreadFilterSerializer(serializers.Serializer):
+    connection = serializers.UUIDField(required=False)
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Message
+        fields = ["id", "direction", "author", "type", "text", "status", "wamid", "error_code", "error_text",
+                  "created_at"]
+        read_only_fields = fields
+
+
+class ReplySerializer(StrictSerializer):
+    text = serializers.CharField(max_length=MAX_REPLY_CHARS)

@@ -1,0 +1,211 @@
+"""The REST API, v1: thin views over the domain's services and selectors.
+
+Every lookup goes through the caller's org (`request.user` is an ApiClient, see auth.py): another
+org's object answers 404 exactly like an id that does not exist, and a malformed id does the same.
+Errors are JSON with a human message: DRF's `{"detail": ...}` and `{field: [messages]}` shapes,
+and `{"error": ...}` for the refusals of our own (409 agent in use, 502 Kapso unavailable).
+"""
+
+import logging
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import F, QuerySet
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.views import APIView
+
+from apps.agents import services as agents
+from apps.agents.selectors import agent_get, agent_list
+from apps.conversations.models import Message, Thread
+from apps.conversations.services import operator_reply
+from apps.kapso.errors import KapsoError
+from apps.whatsapp import services as whatsapp
+from apps.whatsapp.models import WhatsAppConnection
+
+from . import serializers as s
+
+logger = logging.getLogger(__name__)
+
+
+# --- Helpers -----------------------------------------------------------------------------------
+
+
+def _paginated(request, queryset: QuerySet, serializer_class) -> Response:
+    """DRF's `{count, next, previous, results}` page of the queryset."""
+    paginator = api_settings.DEFAULT_PAGINATION_CLASS()
+    page = paginator.paginate_queryset(queryset, request)
+    return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+
+def _error(status: int, message: str) -> Response:
+    return Response({"error": message}, status=status)
+
+
+def _owned(queryset: QuerySet, object_id: str, noun: str):
+    """The row of the caller's queryset with this id, else 404 (unknown, malformed, or another org's)."""
+    try:
+        return queryset.get(pk=object_id)
+    except (queryset.model.DoesNotExist, DjangoValidationError, ValueError):
+        raise NotFound(f"There is no {noun} with this id.") from None
+
+
+def _connections(request) -> QuerySet:
+    return WhatsAppConnection.objects.filter(org=request.user.org)
+
+
+def _threads(request) -> QuerySet:
+    # WhatsApp conversations only: the dashboard's playground threads never reach WhatsApp.
+    return Thread.objects.filter(org=request.user.org, playground_agent__isnull=True)
+
+
+def _input(serializer_class, request, **kwargs) -> dict:
+    serializer = serializer_class(data=request.data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+@csrf_exempt  # as DRF's views are: a POST to a wrong path gets this 404, not an HTML CSRF 403
+def not_found(request, path: str = "") -> JsonResponse:
+    """Unknown paths under /api/v1/ answer JSON too, not the site's HTML 404 page."""
+    hint = " URLs of this API have no trailing slash." if request.path.endswith("/") else ""
+    return JsonResponse({"detail": f"There is no API endpoint at {request.path}.{hint}"}, status=404)
+
+
+# --- Agents ------------------------------------------------------------------------------------
+
+# The service names the model columns; the API nests them under `model`.
+_MODEL_FIELDS = {"model_provider": "provider", "model_name": "name", "temperature": "temperature",
+                 "max_tokens": "max_tokens"}
+
+
+def _agent_error(exc: agents.AgentInvalid) -> ValidationError:
+    if exc.field in _MODEL_FIELDS:
+        return ValidationError({"model": {_MODEL_FIELDS[exc.field]: [str(exc)]}})
+    return ValidationError({exc.field: [str(exc)]})
+
+
+def _agent_or_404(request, agent_id: str):
+    agent = agent_get(org=request.user.org, agent_id=agent_id)
+    if agent is None:
+        raise NotFound("There is no agent with this id.")
+    return agent
+
+
+class AgentListApi(APIView):
+    def get(self, request):
+        return _paginated(request, agent_list(org=request.user.org), s.AgentSerializer)
+
+    def post(self, request):
+        data = _input(s.AgentSerializer, request)
+        try:
+            agent = agents.agent_create(org=request.user.org, **data)
+        except agents.AgentInvalid as exc:
+            raise _agent_error(exc) from exc
+        return Response(s.AgentSerializer(agent).data, status=201)
+
+
+class AgentDetailApi(APIView):
+    def get(self, request, agent_id: str):
+        return Response(s.AgentSerializer(_agent_or_404(request, agent_id)).data)
+
+    def patch(self, request, agent_id: str):
+        agent = _agent_or_404(request, agent_id)
+        data = _input(s.AgentSerializer, request, partial=True)
+        try:
+            agents.agent_update(agent=agent, data=data)
+        except agents.AgentInvalid as exc:
+            raise _agent_error(exc) from exc
+        return Response(s.AgentSerializer(agent).data)
+
+    def delete(self, request, agent_id: str):
+        try:
+            agents.agent_delete(agent=_agent_or_404(request, agent_id))
+        except agents.AgentInUse as exc:
+            return _error(409, str(exc))
+        return Response(status=204)
+
+
+# --- Connections -------------------------------------------------------------------------------
+
+
+class ConnectionListApi(APIView):
+    def get(self, request):
+        connections = _connections(request).order_by("-created_at", "-id")
+        return _paginated(request, connections, s.ConnectionSerializer)
+
+    def post(self, request):
+        """Create the org's Kapso customer (first time only) and a setup link; answer the pending
+        connection, whose `setup_url` the operator opens to connect a number. When Kapso fails,
+        nothing is stored and the answer is 502: trying again later is safe."""
+        data = _input(s.ConnectionCreateSerializer, request)
+        try:
+            connection = whatsapp.connection_create(
+                org=request.user.org, environment=data["environment"],
+                success_redirect_url=None, failure_redirect_url=None,
+            )
+        except KapsoError as exc:
+            logger.warning("connection setup for org %s failed at Kapso: %s", request.user.org.pk, exc)
+            return _error(502, f"Kapso: {exc.message}")
+        return Response(s.ConnectionSerializer(connection).data, status=201)
+
+
+class ConnectionDetailApi(APIView):
+    def get(self, request, connection_id: str):
+        connection = _owned(_connections(request), connection_id, "connection")
+        return Response(s.ConnectionSerializer(connection).data)
+
+    def patch(self, request, connection_id: str):
+        """`{agent: <agent id or null>, agent_enabled?: bool}`; either key may come alone."""
+        connection = _owned(_connections(request), connection_id, "connection")
+        data = _input(s.ConnectionUpdateSerializer, request, org=request.user.org)
+        whatsapp.connection_assign_agent(
+            connection=connection,
+            agent=data["agent"] if "agent" in data else connection.agent,
+            enabled=data.get("agent_enabled"),
+        )
+        return Response(s.ConnectionSerializer(connection).data)
+
+
+# --- Threads and messages ----------------------------------------------------------------------
+
+
+class ThreadListApi(APIView):
+    def get(self, request):
+        """Newest activity first. `?connection=<id>` narrows to one connection; another org's id
+        simply matches nothing."""
+        query = s.ThreadFilterSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        threads = _threads(request).order_by(
+            F("last_message_at").desc(nulls_last=True), "-created_at", "-id"
+        )
+        if "connection" in query.validated_data:
+            threads = threads.filter(connection_id=query.validated_data["connection"])
+        return _paginated(request, threads, s.ThreadSerializer)
+
+
+class ThreadDetailApi(APIView):
+    def get(self, request, thread_id: str):
+        return Response(s.ThreadSerializer(_owned(_threads(request), thread_id, "thread")).data)
+
+
+class ThreadMessagesApi(APIView):
+    def get(self, request, thread_id: str):
+        """The thread's messages, oldest first."""
+        thread = _owned(_threads(request), thread_id, "thread")
+        messages = Message.objects.filter(org=request.user.org, thread=thread).order_by("created_at", "id")
+        return _paginated(request, messages, s.MessageSerializer)
+
+    def post(self, request, thread_id: str):
+        """An operator's reply `{text}`, queued in the thread's outbox like the agent's answers.
+
+        A reply longer than one WhatsApp message (4,096 characters) becomes several messages, so
+        the answer is always the list of what was queued, in sending order, shaped like a page:
+        201 `{"results": [message, ...]}`. Each starts `queued`; follow it in GET …/messages.
+        """
+        thread = _owned(_threads(request), thread_id, "thread")
+        data = _input(s.ReplySerializer, request)
+        messages = operator_reply(thread=thread, text=data["text"])
+        return Response({"results": s.MessageSerializer(messages, many=True).data}, status=201)
