@@ -26,7 +26,9 @@ class FakeKapso:
         self.sent: list[dict] = []  # bodies of accepted text sends, in order
         self.send_failures: deque = deque()  # (status, body, headers) answered to the next sends
         self.send_delay = 0.0
-        self.history: list[dict] = []  # what GET /{pnid}/messages returns
+        self.send_delays: deque = deque()  # seconds to wait before answering each of the next sends
+        self.on_send = None  # called as on_send(wamid, body) after a send is accepted, before the answer
+        self.history: list[dict] = []  # what GET /{pnid}/messages returns, newest first (accepted sends too)
         self.phone_numbers: dict[str, dict] = {}
         self.webhooks: list[dict] = []
         self._ids = itertools.count(1)
@@ -47,6 +49,12 @@ class FakeKapso:
     def fail_next_send(self, status: int, body: dict, headers: dict | None = None, times: int = 1) -> None:
         for _ in range(times):
             self.send_failures.append((status, body, headers or {}))
+
+    def delay_next_send(self, seconds: float, times: int = 1) -> None:
+        """Answer the next sends late (then accept or fail them as scripted): a send can outlast the
+        client's timeout and still be accepted, as a real one can."""
+        for _ in range(times):
+            self.send_delays.append(seconds)
 
     def requests_to(self, method: str, pattern: str) -> list[dict]:
         return [r for r in self.requests if r["method"] == method and re.search(pattern, r["path"])]
@@ -83,14 +91,24 @@ class FakeKapso:
     def _send(self, phone_number_id: str, body: dict) -> tuple[int, object, dict]:
         if body.get("status") == "read":
             return 200, {"success": True}, {}
-        if self.send_delay:
-            time.sleep(self.send_delay)
+        with self._lock:
+            delay = self.send_delays.popleft() if self.send_delays else self.send_delay
+        if delay:
+            time.sleep(delay)
+        to = body.get("to", "")
         with self._lock:
             if self.send_failures:
                 return self.send_failures.popleft()
             wamid = f"wamid.fake.{next(self._ids):06d}"
             self.sent.append({**body, "phone_number_id": phone_number_id, "wamid": wamid})
-        to = body.get("to", "")
+            # Kapso lists what it accepted, so a sender that lost the answer can look its send up.
+            self.history.insert(0, {
+                "id": wamid, "timestamp": str(int(time.time())), "type": body.get("type", "text"), "to": to,
+                "text": body.get("text") or {}, "kapso": {"direction": "outbound", "status": "sent",
+                                                         "phone_number": f"+{str(to).lstrip('+')}"},
+            })
+        if self.on_send is not None:
+            self.on_send(wamid, body)
         return 200, {"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}],
                      "messages": [{"id": wamid}]}, {}
 
@@ -112,13 +130,16 @@ class FakeKapso:
                 else:
                     status, payload, headers = fake.route(method, self.path, body)
                 data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout) or was killed mid-send; what it asked for stands
 
             def do_GET(self):
                 self._serve("GET")

@@ -1,0 +1,323 @@
+"""End-to-end fixtures: Switchboard's real processes against the test database.
+
+`start_stack(...)` starts, as subprocesses, gunicorn (config.wsgi, sync workers, the deploy config),
+a Celery worker for `default` (prefork), one for `agents` (threads) and, when asked, beat — all on
+the pytest test database (so `transactional_db`) and the tests' Redis index, with Kapso and the
+model replaced at the network edge by stand-ins running in the test process (FakeKapso,
+OpenAIServer). Every process runs in its own session; teardown SIGKILLs its process group.
+"""
+
+import contextlib
+import copy
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection as db
+
+from apps.kapso.signatures import sign
+from tests.factories import compact, make_agent, make_connection, make_org
+from tests.fakes.kapso_server import FakeKapso, fixture
+from tests.fakes.model_servers import OpenAIServer
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+RECEIVED = "whatsapp.message.received"
+SECRET = "e2e-connection-secret"
+PHONE_NUMBER_ID = "123456789012345"  # the fixtures' number
+
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate: Callable, timeout: float, *, interval: float = 0.05, what: str = ""):
+    """Poll until `predicate()` is truthy and return it; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def settle(predicate: Callable[[], object], *, quiet: float = 2.0, timeout: float = 60.0) -> None:
+    """Wait until `predicate()` (a snapshot of the state) stops changing for `quiet` seconds."""
+    deadline = time.monotonic() + timeout
+    last, since = predicate(), time.monotonic()
+    while time.monotonic() - since < quiet:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the system did not settle within {timeout:g}s")
+        time.sleep(0.1)
+        current = predicate()
+        if current != last:
+            last, since = current, time.monotonic()
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGKILL if pytest dies without tearing down (PR_SET_PDEATHSIG)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+
+
+def inbound_payload(*, wamid: str | None = None, phone: str = "+15551234567", text: str = "Hello",
+                    phone_number_id: str = PHONE_NUMBER_ID, name: str = "John Doe") -> dict:
+    """The documented `whatsapp.message.received` fixture, re-addressed."""
+    payload = copy.deepcopy(fixture("whatsapp.message.received__text"))
+    message = payload["message"]
+    message["id"] = wamid or f"wamid.e2e.{uuid.uuid4().hex}"
+    message["from"] = phone.lstrip("+")
+    message["timestamp"] = str(int(time.time()))
+    message["text"]["body"] = message["kapso"]["content"] = text
+    payload["conversation"]["phone_number"] = phone
+    payload["conversation"]["phone_number_id"] = payload["phone_number_id"] = phone_number_id
+    payload["conversation"]["kapso"]["contact_name"] = name
+    return payload
+
+
+def status_payload(event: str, *, wamid: str, phone: str = "+15551234567") -> dict:
+    name = {"whatsapp.message.sent": "sent__text", "whatsapp.message.delivered": "delivered__text",
+            "whatsapp.message.read": "read__text"}[event]
+    payload = copy.deepcopy(fixture(f"whatsapp.message.{name}"))
+    payload["message"]["id"] = wamid
+    payload["message"]["to"] = phone.lstrip("+")
+    payload["conversation"]["phone_number"] = phone
+    return payload
+
+
+# --- processes ----------------------------------------------------------------------------------
+
+
+class Process:
+    def __init__(self, name: str, args: list[str], env: dict, log_path: Path, ready: str | None):
+        self.name, self.args, self.env, self.log_path, self.ready = name, args, env, log_path, ready
+        self.popen: subprocess.Popen | None = None
+
+    def start(self) -> "Process":
+        with open(self.log_path, "ab") as log:
+            log.write(f"\n===== start {' '.join(self.args)}\n".encode())
+            # Started from the main thread: PR_SET_PDEATHSIG follows the thread that forked.
+            self.popen = subprocess.Popen(
+                self.args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, preexec_fn=_die_with_parent,
+            )
+        self._offset = self.log_path.stat().st_size
+        return self
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        if self.ready is None:
+            return
+
+        def ready():
+            if self.popen.poll() is not None:
+                raise AssertionError(f"{self.name} exited with {self.popen.returncode}:\n{self.output()[-4000:]}")
+            with open(self.log_path, "rb") as log:
+                log.seek(self._offset)
+                return self.ready.encode() in log.read()
+
+        wait_until(ready, timeout, interval=0.1, what=f"{self.name} to log {self.ready!r}")
+
+    @property
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the whole process group (gunicorn's or Celery's children too) and reap the leader."""
+        if self.popen is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=10)
+        if sig == signal.SIGKILL:
+            # Children of the group (prefork pool) may outlive the leader by a moment.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGKILL)
+
+
+class Stack:
+    """One Switchboard deployment: web, workers and (optionally) beat, sharing one environment."""
+
+    def __init__(self, *, env: dict, log_dir: Path, tag: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**env, "GUNICORN_BIND": f"127.0.0.1:{self.port}"}
+        self.log_dir, self.tag = log_dir, tag
+        self.processes: dict[str, Process] = {}
+        self.http = httpx.Client(base_url=self.url, timeout=30.0)
+
+    def _process(self, name: str, args: list[str], ready: str | None) -> Process:
+        process = Process(name, args, self.env, self.log_dir / f"{self.tag}-{name}.log", ready)
+        self.processes[name] = process
+        return process
+
+    def web(self) -> Process:
+        return self._process("web", [str(BIN / "gunicorn"), "config.wsgi:application", "-c", "deploy/gunicorn.conf.py"],
+                             None)
+
+    def worker(self, queue: str, *extra: str) -> Process:
+        args = [str(BIN / "celery"), "-A", "config", "worker", "-Q", queue, "-n", f"{queue}-{uuid.uuid4().hex[:8]}@%h",
+                "--loglevel", "INFO", "--without-gossip", "--without-mingle", *extra]
+        return self._process(queue, args, " ready.")
+
+    def beat(self) -> Process:
+        schedule = self.log_dir / f"{self.tag}-beat-schedule"
+        args = [str(BIN / "celery"), "-A", "config", "beat", "--loglevel", "INFO", "-s", str(schedule)]
+        return self._process("beat", args, "beat: Starting")
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        for process in self.processes.values():
+            process.wait_ready(timeout)
+        if "web" in self.processes:
+            self.wait_web(timeout)
+
+    def wait_web(self, timeout: float = 60.0) -> None:
+        def healthy():
+            if not self.processes["web"].alive:
+                raise AssertionError(f"gunicorn exited:\n{self.processes['web'].output()[-4000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                return self.http.get("/healthz", timeout=1.0).status_code == 200
+            return False
+
+        wait_until(healthy, timeout, interval=0.1, what="gunicorn /healthz")
+
+    def restart(self, name: str) -> Process:
+        """Start a process again after it was killed (same command, a fresh Celery node name)."""
+        old = self.processes[name]
+        old.kill()
+        if name in ("default", "agents"):
+            args = [a if not a.startswith(f"{name}-") else f"{name}-{uuid.uuid4().hex[:8]}@%h" for a in old.args]
+        else:
+            args = old.args
+        process = Process(name, args, self.env, old.log_path, old.ready).start()
+        self.processes[name] = process
+        process.wait_ready()
+        return process
+
+    def post(self, payload: dict | None = None, *, raw: bytes | None = None, secret: str | None = SECRET,
+             event: str | None = RECEIVED, key: str | None = None, path: str = "messages",
+             timeout: float = 30.0) -> httpx.Response:
+        """POST a delivery as Kapso does: compact JSON bytes, HMAC-signed, with Kapso's headers."""
+        body = raw if raw is not None else compact(payload)
+        headers = {"Content-Type": "application/json", "X-Idempotency-Key": key or str(uuid.uuid4()),
+                   "X-Webhook-Payload-Version": "v2"}
+        if event:
+            headers["X-Webhook-Event"] = event
+        if secret is not None:
+            headers["X-Webhook-Signature"] = sign(secret, body)
+        return self.http.post(f"/webhook/kapso/{path}", content=body, headers=headers, timeout=timeout)
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            process.kill()
+        self.http.close()
+
+    def logs(self, tail: int = 6000) -> str:
+        return "\n".join(f"----- {name} ({p.log_path})\n{p.output()[-tail:]}" for name, p in self.processes.items())
+
+
+# --- fixtures -----------------------------------------------------------------------------------
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, f"e2e_report_{report.when}", report)
+    return report
+
+
+@pytest.fixture
+def fake_kapso():
+    with FakeKapso(api_key=settings.KAPSO_API_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture
+def model():
+    """An OpenAI-compatible model stand-in; agents with provider `openai` talk to it."""
+    with OpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture
+def tenant(transactional_db):
+    """An organization with an agent (offline model, all tools) answering on a connected number."""
+    org = make_org(name="E2E Shop")
+    agent = make_agent(org)
+    connection = make_connection(org, agent=agent, phone_number_id=PHONE_NUMBER_ID, secret=SECRET)
+    return org, agent, connection
+
+
+def database_url() -> str:
+    config = settings.DATABASES["default"]  # the test database, once pytest-django has set it up
+    auth = quote(config["USER"] or "postgres")
+    if config.get("PASSWORD"):
+        auth += ":" + quote(config["PASSWORD"])
+    return f"postgres://{auth}@{config['HOST'] or '127.0.0.1'}:{config['PORT'] or 5432}/{config['NAME']}"
+
+
+@pytest.fixture
+def start_stack(transactional_db, fake_kapso, tmp_path, request):
+    """start_stack(env=..., beat=..., model=..., redis_url=..., agents_concurrency=...) -> Stack, running."""
+    stacks: list[Stack] = []
+
+    def start(*, env: dict | None = None, beat: bool = False, model: OpenAIServer | None = None,
+              redis_url: str | None = None, agents_concurrency: int = 8, web_workers: int = 2,
+              flush: bool = True) -> Stack:
+        redis_url = redis_url or settings.REDIS_URL
+        if flush:  # our own Redis index only: no task of an earlier test may reach these workers
+            redis.Redis.from_url(redis_url).flushdb()
+        full_env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            "DATABASE_URL": database_url(),
+            "TEST_REDIS_URL": redis_url,
+            "TEST_KAPSO_API_BASE_URL": fake_kapso.url,
+            "WEB_CONCURRENCY": str(web_workers),
+            "PYTHONUNBUFFERED": "1",
+            "LOG_LEVEL": "INFO",
+        }
+        if model is not None:
+            full_env.update(OPENAI_BASE_URL=model.url + "/v1", OPENAI_API_KEY="sk-e2e-test")
+        full_env.update(env or {})
+        stack = Stack(env=full_env, log_dir=tmp_path, tag=f"s{len(stacks)}")
+        stacks.append(stack)
+        stack.web().start()
+        stack.worker("default", "-c", "2").start()
+        stack.worker("agents", "-P", "threads", "-c", str(agents_concurrency)).start()
+        if beat:
+            stack.beat().start()
+        stack.wait_ready()
+        return stack
+
+    yield start
+    failed = any(getattr(request.node, f"e2e_report_{when}", None) and
+                 getattr(request.node, f"e2e_report_{when}").failed for when in ("setup", "call"))
+    for stack in stacks:
+        if failed:
+            print(f"\n===== logs of stack {stack.tag}\n{stack.logs()}")
+        stack.stop()
+    db.close()  # the test process's connection may have been cut by a fault test
