@@ -1,0 +1,52 @@
+"""System checks: a misconfigured deployment fails loudly at start, not at the first message.
+
+Run by `manage.py check` (and `check --deploy`), `migrate` and `runserver`; the deploy start
+scripts run `manage.py check --deploy --fail-level ERROR` before serving.
+"""
+
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+
+
+@register(Tags.security, deploy=False)
+def sandbox_check(app_configs=None, **kwargs):
+    """The Kapso sandbox accepts any API key and shows every chat to anyone who opens it."""
+    if getattr(settings, "KAPSO_SANDBOX", False) and not settings.DEBUG and not _sandbox_allowed():
+        return [Error(
+            "The Kapso sandbox is on (KAPSO_SANDBOX=1) while DEBUG is off.",
+            hint="The sandbox is for development and demos. Turn it off, or set "
+                 "KAPSO_SANDBOX_ALLOW_IN_PRODUCTION=1 if you really mean to expose it.",
+            id="switchboard.E001",
+        )]
+    return []
+
+
+@register()
+def kapso_settings_check(app_configs=None, **kwargs):
+    """Without the sandbox, Switchboard needs a Kapso API key and the project webhook's secret."""
+    if getattr(settings, "KAPSO_SANDBOX", False):
+        return []
+    problems = []
+    if not getattr(settings, "KAPSO_API_KEY", ""):
+        problems.append(Warning(
+            "KAPSO_API_KEY is not set: connecting numbers and sending replies will fail.",
+            hint="Create a project API key in Kapso (Integrations → API keys) and set KAPSO_API_KEY.",
+            id="switchboard.W001",
+        ))
+    if not getattr(settings, "KAPSO_WEBHOOK_SECRET", ""):
+        problems.append(Warning(
+            "KAPSO_WEBHOOK_SECRET is not set: every project webhook (number connected/removed) is refused.",
+            hint="Create a project webhook in Kapso pointing at {PUBLIC_BASE_URL}/webhook/kapso/project for "
+                 "whatsapp.phone_number.created and .deleted, and set KAPSO_WEBHOOK_SECRET to its secret.",
+            id="switchboard.W002",
+        ))
+    return problems
+
+
+def _sandbox_allowed() -> bool:
+    import os
+
+    value = getattr(settings, "KAPSO_SANDBOX_ALLOW_IN_PRODUCTION", None)
+    if value is None:
+        value = os.environ.get("KAPSO_SANDBOX_ALLOW_IN_PRODUCTION", "")
+    return str(value).strip().lower() in {"1", "true", "yes", "on"}
