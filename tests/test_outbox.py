@@ -164,3 +164,11 @@ def test_a_send_to_a_disconnected_number_fails_with_a_reason(kapso, thread, conn
     message.refresh_from_db()
     assert message.status == "failed" and "not connected" in message.error_text
     assert kapso.sent == []
+
+
+def test_the_parts_of_a_split_reply_are_stored_in_order(thread):
+    messages = queue(thread, "Part. " * 2000)
+
+    stored = list(Message.objects.filter(thread=thread).order_by("created_at", "id"))
+    assert [m.id for m in stored] == [m.id for m in messages]
+    assert len({m.created_at for m in stored}) == len(stored)

@@ -1,6 +1,7 @@
 from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from apps.core.models import OrgOwnedModel
 
@@ -78,6 +79,9 @@ def statuses_before(status: str) -> list[str]:
 
 
 class Message(OrgOwnedModel):
+    # Set by the caller when it matters: the parts of a split reply get consecutive microseconds so
+    # they sort and send in order (auto_now_add would overwrite them in bulk_create).
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
     thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="messages")
     connection = models.ForeignKey(
         "whatsapp.WhatsAppConnection", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
