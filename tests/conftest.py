@@ -5,9 +5,10 @@ import uuid
 import pytest
 import redis
 from django.conf import settings
+from rest_framework.test import APIClient
 
 from apps.kapso.signatures import sign
-from tests.factories import compact, make_agent, make_connection, make_org
+from tests.factories import compact, make_agent, make_api_key, make_connection, make_org
 from tests.fakes.kapso_server import FakeKapso, fixture
 
 
@@ -36,6 +37,14 @@ def agent(org):
 @pytest.fixture
 def connection(org, agent):
     return make_connection(org, agent=agent, phone_number_id="123456789012345", secret="conn-secret")
+
+
+@pytest.fixture
+def api(org):
+    """A REST client of `org`, signed in with one of its API keys."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {make_api_key(org)}")
+    return client
 
 
 @pytest.fixture

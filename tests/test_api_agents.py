@@ -1,23 +1,14 @@
 """REST API: /api/v1/agents."""
 
 import pytest
-from rest_framework.test import APIClient
 
 from apps.agents.models import Agent
 from tests.conftest import json_of
-from tests.factories import make_agent, make_api_key, make_connection
+from tests.factories import make_agent, make_connection
 
 pytestmark = pytest.mark.django_db
 
 AGENT_FIELDS = {"id", "name", "slug", "system_prompt", "model", "tools", "fallback_text", "created_at"}
-
-
-@pytest.fixture
-def api(org):
-    """A client of `org`, signed in with one of its API keys."""
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {make_api_key(org)}")
-    return client
 
 
 def full_body(**overrides) -> dict:

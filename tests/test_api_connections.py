@@ -1,25 +1,16 @@
 """REST API: /api/v1/connections, against the local Kapso stand-in."""
 
 import pytest
-from rest_framework.test import APIClient
 
 from apps.orgs.models import Organization
 from apps.whatsapp.models import WhatsAppConnection
 from tests.conftest import json_of
-from tests.factories import make_agent, make_api_key, make_connection
+from tests.factories import make_agent, make_connection
 
 pytestmark = pytest.mark.django_db
 
 CONNECTION_FIELDS = {"id", "status", "environment", "phone_number_id", "display_phone_number", "agent",
                      "agent_enabled", "setup_url", "created_at"}
-
-
-@pytest.fixture
-def api(org):
-    """A client of `org`, signed in with one of its API keys."""
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {make_api_key(org)}")
-    return client
 
 
 def fail_at_kapso(kapso, path: str, status: int = 500, body: dict | None = None) -> None:

@@ -4,25 +4,16 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from apps.conversations.models import Message, Thread
 from tests.conftest import json_of
-from tests.factories import make_api_key, make_connection, make_thread
+from tests.factories import make_connection, make_thread
 
 pytestmark = pytest.mark.django_db
 
 THREAD_FIELDS = {"id", "connection", "external_id", "contact_name", "contact_phone", "handoff", "last_message_at"}
 MESSAGE_FIELDS = {"id", "direction", "author", "type", "text", "status", "wamid", "error_code", "error_text",
                   "created_at"}
-
-
-@pytest.fixture
-def api(org):
-    """A client of `org`, signed in with one of its API keys."""
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {make_api_key(org)}")
-    return client
 
 
 @pytest.fixture
