@@ -1,7 +1,10 @@
 """Reads of threads and messages."""
 
-from datetime import datetime, timedelta
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
 
+from django.db.models import F, Max, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from .models import Direction, Message, Thread
@@ -41,7 +44,11 @@ def recent_outbound(*, thread: Thread, limit: int) -> list[Message]:
 
 def history_for_turn(*, thread: Thread, run_id, window: int) -> list[Message]:
     """The conversation a turn sees: the last `window` messages, without those waiting for the
-    next turn (they arrived after this turn started and will be answered by it)."""
+    next turn (they arrived after this turn started and will be answered by it).
+
+    The messages this turn answers come last. One that arrived while the previous turn was
+    thinking is older than that turn's reply, yet that reply did not answer it: in creation order
+    the model would be handed a conversation that ends with its own answer."""
     qs = (
         Message.objects.filter(thread=thread)
         .exclude(direction=Direction.INBOUND, run__status="pending")
@@ -49,4 +56,119 @@ def history_for_turn(*, thread: Thread, run_id, window: int) -> list[Message]:
         .order_by("-created_at", "-id")
         .only("direction", "author", "text", "created_at", "run_id")
     )
-    return list(reversed(qs[:window]))
+    history = list(reversed(qs[:window]))
+    answered_now = [m for m in history if m.direction == Direction.INBOUND and m.run_id == run_id]
+    return [m for m in history if m not in answered_now] + answered_now
+
+
+# --- The dashboard's inbox and open thread ---------------------------------------------------------
+
+INBOX_PAGE_SIZE = 50
+# Shorter text cannot use the trigram index (and matches nearly everything anyway): search names
+# and numbers only.
+MIN_TEXT_SEARCH = 3
+INBOX_STATES = ("unanswered", "human", "agent", "open")
+
+
+def inbox_threads(
+    *, org, q: str = "", connection_id=None, environment: str = "", state: str = "",
+    cursor: str = "", limit: int = INBOX_PAGE_SIZE,
+) -> tuple[list[Thread], str | None]:
+    """A page of the org's WhatsApp threads, newest activity first, each with `last_message`;
+    and the cursor of the next page. Keyset pagination: no COUNT over a large table, and every
+    page costs the same however deep it is. Two queries whatever the page size."""
+    last = Message.objects.filter(thread=OuterRef("pk")).order_by("-created_at", "-id")
+    qs = (
+        Thread.objects.filter(org=org, connection__isnull=False)
+        .select_related("connection")
+        .annotate(last_message_id=Subquery(last.values("id")[:1]))
+    )
+    if connection_id:
+        qs = qs.filter(connection_id=connection_id)
+    if environment:
+        qs = qs.filter(connection__environment=environment)
+    qs = _inbox_state(qs, state, last)
+    if q.strip():
+        qs = qs.filter(_inbox_search(org, q.strip()))
+    after = _cursor_filter(cursor)
+    if after is not None:
+        qs = qs.filter(after)
+    # DESC puts NULLs first in PostgreSQL, as the (org, -last_message_at) index is ordered.
+    threads = list(qs.order_by(F("last_message_at").desc(), "-id")[: limit + 1])
+    more, threads = len(threads) > limit, threads[:limit]
+    by_id = Message.objects.in_bulk([t.last_message_id for t in threads if t.last_message_id])
+    for thread in threads:
+        thread.last_message = by_id.get(thread.last_message_id)
+    return threads, (_cursor_of(threads[-1]) if more else None)
+
+
+def _inbox_state(qs, state: str, last):
+    if state == "unanswered":
+        return qs.annotate(last_direction=Subquery(last.values("direction")[:1])).filter(
+            last_direction=Direction.INBOUND
+        )
+    if state in ("human", "agent"):
+        return qs.filter(handoff=state)
+    if state == "open":
+        return qs.filter(last_inbound_at__gt=timezone.now() - WINDOW)
+    return qs
+
+
+def _inbox_search(org, q: str):
+    condition = Q(contact_name__icontains=q)
+    digits = re.sub(r"\D", "", q)
+    if len(digits) >= 3:
+        condition |= Q(contact_phone__contains=digits)
+    if len(q) >= MIN_TEXT_SEARCH:
+        condition |= Q(pk__in=Message.objects.filter(org=org, text__icontains=q).values("thread_id"))
+    return condition
+
+
+def _cursor_of(thread: Thread) -> str:
+    micros = int(thread.last_message_at.timestamp() * 1_000_000) if thread.last_message_at else "n"
+    return f"{micros}.{thread.pk.hex}"
+
+
+def _cursor_filter(cursor: str):
+    """The threads after the cursor in (last_message_at DESC NULLS FIRST, id DESC) order; None for
+    no cursor or a malformed one (then the first page is shown)."""
+    stamp, _, pk = (cursor or "").partition(".")
+    try:
+        key = uuid.UUID(pk)
+        when = None if stamp == "n" else datetime.fromtimestamp(int(stamp) / 1_000_000, tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+    if when is None:
+        return Q(last_message_at__isnull=True, pk__lt=key) | Q(last_message_at__isnull=False)
+    return Q(last_message_at__lt=when) | Q(last_message_at=when, pk__lt=key)
+
+
+def inbox_version(*, org) -> str:
+    """Changes whenever a row of the inbox would: new activity or a handoff switch. The live inbox
+    asks for it every few seconds and re-renders only when it moved."""
+    latest = Thread.objects.filter(org=org, connection__isnull=False).aggregate(
+        activity=Max("last_message_at"), changed=Max("updated_at")
+    )
+    return "-".join(str(int(v.timestamp() * 1_000_000)) if v else "0" for v in latest.values())
+
+
+def messages_changed_since(*, thread: Thread, since: datetime) -> list[Message]:
+    """Messages of the thread created or changed (ticks, failures) after `since`; bounded."""
+    return list(Message.objects.filter(thread=thread, updated_at__gt=since).order_by("created_at", "id")[:200])
+
+
+def reply_blocked_reason(*, thread: Thread) -> str:
+    """Why an operator cannot send free text in this thread right now, in plain words; '' if they can."""
+    connection = thread.connection
+    if connection is None:
+        return "This is a playground conversation; it is not connected to WhatsApp."
+    if connection.status != "connected":
+        return (f"The WhatsApp number {connection} is {connection.get_status_display().lower()}. "
+                "Reconnect it on the Connections page to reply.")
+    if thread.last_inbound_at is None:
+        return ("This customer has never written to this number. WhatsApp lets a business start a "
+                "conversation only with a pre-approved template message, not free text.")
+    if not window_state(thread=thread)["open"]:
+        return ("The customer's last message was more than 24 hours ago. Until they write again, WhatsApp "
+                "only allows pre-approved template messages, so a free-text reply cannot be sent.")
+    return ""

@@ -315,3 +315,31 @@ def operator_reply(*, thread: Thread, text: str) -> list[Message]:
     are written together. It does not change the handoff state: taking over is its own action."""
     with transaction.atomic():
         return outbound_queue(thread=thread, text=text, author=Author.OPERATOR)
+
+
+# --- Operators in the dashboard ------------------------------------------------------------------
+
+
+class ReplyRefused(Exception):
+    """An operator reply that cannot go out; the message says why in words an operator can act on."""
+
+
+def operator_reply_checked(*, thread: Thread, text: str, sent_by: str = "") -> list[Message]:
+    """`operator_reply`, refused with nothing stored when WhatsApp would refuse it anyway (outside
+    the 24-hour window, number not connected), so the operator learns it before sending, not from
+    a failed tick. `sent_by` (who in the team wrote it) is kept in the rows' `raw` for the thread view."""
+    from .selectors import reply_blocked_reason
+
+    text = (text or "").strip()
+    if not text:
+        raise ReplyRefused("Write a message first.")
+    reason = reply_blocked_reason(thread=thread)
+    if reason:
+        raise ReplyRefused(reason)
+    with transaction.atomic():
+        rows = operator_reply(thread=thread, text=text)
+        if sent_by:
+            Message.objects.filter(pk__in=[row.pk for row in rows]).update(raw={"sent_by": sent_by})
+            for row in rows:
+                row.raw = {"sent_by": sent_by}
+    return rows

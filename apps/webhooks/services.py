@@ -114,3 +114,49 @@ def project_delivery_receive(*, headers, raw: bytes, body) -> str:
 
         transaction.on_commit(lambda: enqueue(project_event_process, str(event_id)))
     return "accepted"
+
+
+# --- Reprocessing from the dashboard ----------------------------------------------------------------
+
+
+def event_reprocess(*, event) -> str:
+    """Run a stored delivery again (an admin's button on a failed one). Project events go back to
+    their task (it calls Kapso); message events are applied again here, in one transaction, and
+    the unique constraints (wamid, run per thread) make a second application a no-op for whatever
+    the first one already stored. Returns the new result."""
+    from .models import WebhookEvent
+    from .tasks import project_event_process
+
+    if event.kind == WebhookKind.PROJECT:
+        from apps.core.queue import enqueue
+
+        WebhookEvent.objects.filter(pk=event.pk).update(
+            result=ProcessingResult.PENDING, detail="", updated_at=timezone.now())
+
+        transaction.on_commit(lambda: enqueue(project_event_process, str(event.pk)))
+        return ProcessingResult.PENDING
+    return _message_event_reapply(event)
+
+
+def _message_event_reapply(event) -> str:
+    from .models import WebhookEvent
+
+    connection = event.connection
+    try:
+        if connection is None:
+            raise DeliveryError("the WhatsApp connection of this delivery no longer exists")
+        items = split_delivery(json.loads(event.body), event.event)
+        name, prepared = prepare_message_events(items)
+        handler = MESSAGE_HANDLERS.get(name)
+        with transaction.atomic():
+            if handler is not None:
+                handler(connection, prepared)
+            result, detail = (ProcessingResult.PROCESSED, "Reprocessed.") if handler else (
+                ProcessingResult.IGNORED, "Switchboard does not use this event.")
+            WebhookEvent.objects.filter(pk=event.pk).update(
+                result=result, detail=detail, processed_at=timezone.now(), updated_at=timezone.now())
+    except (PayloadError, DeliveryError, ValueError) as error:
+        result = ProcessingResult.FAILED
+        WebhookEvent.objects.filter(pk=event.pk).update(
+            result=result, detail=str(error)[:2000], processed_at=timezone.now(), updated_at=timezone.now())
+    return result

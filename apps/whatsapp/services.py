@@ -148,3 +148,43 @@ def connection_assign_agent(*, connection: WhatsAppConnection, agent, enabled: b
 
 def _datetime(value: object) -> datetime | None:
     return parse_datetime(value) if isinstance(value, str) else None
+
+
+# --- The dashboard --------------------------------------------------------------------------------
+
+
+def connection_disconnect(*, connection: WhatsAppConnection) -> str:
+    """An operator disconnects a number: Switchboard stops using it at once. Its Kapso message
+    webhook is deleted so Kapso stops delivering; if Kapso cannot be reached the number is still
+    disconnected here (deliveries for it are then acknowledged and ignored) and the reason is
+    returned for the page to show. Returns '' when everything went through."""
+    problem = ""
+    if connection.kapso_webhook_id and connection.phone_number_id:
+        try:
+            kapso.delete_message_webhook(phone_number_id=connection.phone_number_id,
+                                         webhook_id=connection.kapso_webhook_id)
+        except KapsoError as error:
+            if error.status != 404:  # already gone is what we wanted
+                problem = str(error)
+                logger.warning("could not delete Kapso webhook of %s: %s", connection.pk, error)
+    connection.status = ConnectionStatus.DISCONNECTED
+    connection.setup_link_url = ""
+    if not problem:
+        connection.kapso_webhook_id = ""
+    connection.save(update_fields=["status", "setup_link_url", "kapso_webhook_id", "updated_at"])
+    return problem
+
+
+def connection_kapso_details(*, connection: WhatsAppConnection) -> dict:
+    """The number as Kapso sees it (quality rating, Meta status, throughput …), cached for a minute
+    so a busy page does not spend Kapso's rate limit. Raises KapsoError."""
+    from django.core.cache import cache
+
+    if not connection.phone_number_id:
+        return {}
+    key = f"kapso-phone-number:{connection.phone_number_id}"
+    details = cache.get(key)
+    if details is None:
+        details = kapso.get_phone_number(connection.phone_number_id) or {}
+        cache.set(key, details, 60)
+    return details

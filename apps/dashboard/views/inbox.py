@@ -1,0 +1,160 @@
+"""Conversations: the inbox and a thread, live; reply, take over, hand back."""
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.http import require_GET, require_POST
+
+from apps.conversations import selectors as conversations
+from apps.conversations import services as conversation_services
+from apps.conversations.models import Handoff, Thread
+from apps.orgs.access import get_for_org_or_404
+from apps.whatsapp.models import Environment, WhatsAppConnection
+
+from .. import selectors
+from ..decorators import org_view
+from ..forms import ReplyForm
+from .streams import parse_since, stream_response
+
+STATE_CHOICES = [("", "All conversations"), ("unanswered", "Waiting for a reply"), ("human", "Handled by people"),
+                 ("agent", "Handled by the agent"), ("open", "24-hour window open")]
+
+
+def _thread(request: HttpRequest, thread_id: str) -> Thread:
+    return get_for_org_or_404(
+        Thread.objects.select_related("connection__agent").filter(connection__isnull=False), request.org, thread_id
+    )
+
+
+@require_GET
+@org_view()
+def org_home(request: HttpRequest) -> HttpResponse:
+    return redirect("inbox", org_slug=request.org.slug)
+
+
+@require_GET
+@org_view()
+def inbox(request: HttpRequest) -> HttpResponse:
+    filters = _inbox_filters(request)
+    version = conversations.inbox_version(org=request.org)
+    if request.htmx and request.GET.get("v") == version:
+        return HttpResponse(status=204)  # the live inbox asked whether anything moved: nothing did
+    threads, next_cursor = conversations.inbox_threads(org=request.org, cursor=request.GET.get("after", ""), **filters)
+    context = {"threads": threads, "next_cursor": next_cursor, "filters": filters, "version": version,
+               "live": not request.GET.get("after"), "query": _query(filters),
+               "state_choices": STATE_CHOICES, "environments": Environment.choices}
+    if request.htmx and request.htmx.target == "inbox-results":
+        return render(request, "dashboard/inbox.html#results", context)
+    context["connections"] = list(WhatsAppConnection.objects.filter(org=request.org).order_by("display_phone_number"))
+    return render(request, "dashboard/inbox.html", context)
+
+
+def _inbox_filters(request: HttpRequest) -> dict:
+    connection_id = request.GET.get("connection", "")
+    try:
+        import uuid
+
+        connection_id = str(uuid.UUID(connection_id)) if connection_id else ""
+    except ValueError:
+        connection_id = ""
+    environment = request.GET.get("environment", "")
+    state = request.GET.get("state", "")
+    return {
+        "q": request.GET.get("q", "").strip()[:100],
+        "connection_id": connection_id,
+        "environment": environment if environment in Environment.values else "",
+        "state": state if state in conversations.INBOX_STATES else "",
+    }
+
+
+def _query(filters: dict) -> str:
+    from urllib.parse import urlencode
+
+    names = {"q": "q", "connection_id": "connection", "environment": "environment", "state": "state"}
+    return urlencode({names[k]: v for k, v in filters.items() if v})
+
+
+@require_GET
+@org_view()
+def thread(request: HttpRequest, thread_id: str) -> HttpResponse:
+    thread = _thread(request, thread_id)
+    before = parse_datetime(request.GET.get("before", "").replace(" ", "+"))
+    items, earlier = selectors.thread_stream(thread=thread, before=before)
+    context = {"thread": thread, "items": items, "earlier": earlier, "form": ReplyForm(),
+               "since": (timezone.now() - timedelta(seconds=15)).isoformat(), **_thread_state(thread)}
+    return render(request, "dashboard/thread.html", context)
+
+
+def _thread_state(thread: Thread) -> dict:
+    return {"blocked": conversations.reply_blocked_reason(thread=thread),
+            "thinking": selectors.turn_in_progress(thread=thread)}
+
+
+@require_GET
+@org_view()
+def thread_updates(request: HttpRequest, thread_id: str) -> HttpResponse:
+    thread = _thread(request, thread_id)
+    since, now = parse_since(request), timezone.now()
+    items = selectors.stream_changes(thread=thread, since=since)
+    state = _thread_state(thread)
+    return stream_response(request, items, poll_url=request.path, now=now, thinking=state["thinking"],
+                           state_template="dashboard/thread.html#thread_state", context={"thread": thread, **state})
+
+
+@require_GET
+@org_view()
+def thread_earlier(request: HttpRequest, thread_id: str) -> HttpResponse:
+    thread = _thread(request, thread_id)
+    before = parse_datetime(request.GET.get("before", "").replace(" ", "+"))
+    if not request.htmx or before is None:
+        return redirect(f"{request.path.rsplit('earlier/', 1)[0]}?before={request.GET.get('before', '')}")
+    items, earlier = selectors.thread_stream(thread=thread, before=before)
+    return render(request, "dashboard/thread.html#earlier_batch", {"items": items, "earlier": earlier,
+                                                                     "thread": thread})
+
+
+@require_POST
+@org_view()
+def thread_reply(request: HttpRequest, thread_id: str) -> HttpResponse:
+    thread = _thread(request, thread_id)
+    form = ReplyForm(request.POST)
+    error, items = "", []
+    if not form.is_valid():
+        error = form.errors["text"][0]
+    else:
+        try:
+            rows = conversation_services.operator_reply_checked(
+                thread=thread, text=form.cleaned_data["text"], sent_by=request.user.get_full_name() or request.user.email)
+        except conversation_services.ReplyRefused as refused:
+            error = str(refused)
+        else:
+            items = [selectors.StreamItem("message", row, row.created_at) for row in rows]
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        return redirect("thread", org_slug=request.org.slug, thread_id=thread.pk)
+    return stream_response(request, items, error=error, sent=not error)  # error '' clears an earlier one
+
+
+@require_POST
+@org_view()
+def thread_take_over(request: HttpRequest, thread_id: str) -> HttpResponse:
+    return _set_handoff(request, thread_id, Handoff.HUMAN)
+
+
+@require_POST
+@org_view()
+def thread_hand_back(request: HttpRequest, thread_id: str) -> HttpResponse:
+    return _set_handoff(request, thread_id, Handoff.AGENT)
+
+
+def _set_handoff(request: HttpRequest, thread_id: str, handoff: str) -> HttpResponse:
+    thread = _thread(request, thread_id)
+    conversation_services.thread_set_handoff(thread=thread, handoff=handoff)
+    if not request.htmx:
+        return redirect("thread", org_slug=request.org.slug, thread_id=thread.pk)
+    return render(request, "dashboard/thread.html#thread_state", {"thread": thread, **_thread_state(thread)})

@@ -1,0 +1,129 @@
+/* Switchboard dashboard: the little JavaScript that htmx does not do for us.
+ *
+ * 1. Live streams. Thread and playground pages receive "batches" of stream items (from the poller
+ *    or from a reply). Each item has an id, a version and a time key: a new item is inserted in
+ *    time order, a changed one (a tick turned blue) replaces the old copy, a known one is skipped.
+ *    The reply box is never touched, so nothing being typed is lost.
+ * 2. The reply box: Enter sends (Shift+Enter for a new line), it grows with its text, and it is
+ *    cleared only once the server confirmed the message was stored.
+ * 3. Prompt variables: buttons that insert {{variable}} where the cursor is.
+ */
+(function () {
+  "use strict";
+
+  function nearBottom(stream) {
+    return stream.scrollHeight - stream.scrollTop - stream.clientHeight < 120;
+  }
+
+  function scrollToBottom(stream) {
+    stream.scrollTop = stream.scrollHeight;
+  }
+
+  function mergeBatch(batch) {
+    var stream = document.getElementById(batch.getAttribute("data-stream") || "stream");
+    if (!stream) { batch.remove(); return; }
+    var earlier = batch.getAttribute("data-stream-batch") === "earlier";
+    var wasNearBottom = nearBottom(stream);
+    var heightBefore = stream.scrollHeight;
+    var added = false;
+    Array.prototype.slice.call(batch.children).forEach(function (item) {
+      if (!item.id || !item.hasAttribute("data-key")) { return; }
+      var existing = document.getElementById(item.id);
+      if (existing && existing !== item) {
+        if (existing.getAttribute("data-version") !== item.getAttribute("data-version")) {
+          existing.replaceWith(item);
+        }
+        return;
+      }
+      var items = stream.querySelectorAll(":scope > [data-key]");
+      var key = item.getAttribute("data-key");
+      // Older than what this page loaded, while earlier messages are still behind a link: it
+      // belongs to a part of the history that is not shown, so it is left out.
+      if (!earlier && items.length && key < items[0].getAttribute("data-key") && stream.querySelector("[data-earlier-link]")) {
+        return;
+      }
+      var before = null;
+      for (var i = 0; i < items.length; i++) {
+        if (items[i].getAttribute("data-key") > key) { before = items[i]; break; }
+      }
+      if (before) { stream.insertBefore(item, before); } else { stream.appendChild(item); }
+      added = true;
+    });
+    batch.remove();
+    if (!added) { return; }
+    var empty = stream.querySelector("[data-stream-empty]");
+    if (empty) { empty.remove(); }
+    if (earlier) {
+      stream.scrollTop += stream.scrollHeight - heightBefore; // keep the reader where they were
+    } else if (wasNearBottom || batch.hasAttribute("data-own")) {
+      scrollToBottom(stream);
+    }
+  }
+
+  function mergeAll() {
+    document.querySelectorAll("[data-stream-batch]").forEach(mergeBatch);
+  }
+
+  function autogrow(textarea) {
+    textarea.style.height = "auto";
+    textarea.style.height = Math.min(textarea.scrollHeight + 2, 192) + "px";
+  }
+
+  document.addEventListener("htmx:afterSettle", mergeAll);
+
+  // The server answers a stored reply with the event "stream-sent": only then is the text cleared.
+  document.addEventListener("stream-sent", function (event) {
+    var form = event.target.closest ? event.target.closest("form") : null;
+    if (!form) { return; }
+    form.reset();
+    form.querySelectorAll("textarea").forEach(function (t) { autogrow(t); t.focus(); });
+  });
+
+  document.addEventListener("keydown", function (event) {
+    var target = event.target;
+    if (!target.matches || !target.matches("textarea[data-enter-sends]")) { return; }
+    var touch = window.matchMedia && window.matchMedia("(pointer: coarse)").matches;
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing && (!touch || event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      if (target.value.trim() && target.form) { target.form.requestSubmit(); }
+    }
+  });
+
+  document.addEventListener("input", function (event) {
+    if (event.target.matches && event.target.matches("textarea[data-autogrow]")) { autogrow(event.target); }
+  });
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest ? event.target.closest("[data-insert]") : null;
+    if (!button) { return; }
+    var field = document.getElementById(button.getAttribute("data-for"));
+    if (!field) { return; }
+    var text = button.getAttribute("data-insert");
+    var start = field.selectionStart || 0, end = field.selectionEnd || 0;
+    field.value = field.value.slice(0, start) + text + field.value.slice(end);
+    field.focus();
+    field.selectionStart = field.selectionEnd = start + text.length;
+    field.dispatchEvent(new Event("input", { bubbles: true }));
+  });
+
+  // Close an open menu when clicking elsewhere or pressing Escape.
+  document.addEventListener("click", function (event) {
+    document.querySelectorAll("details.menu[open]").forEach(function (menu) {
+      if (!menu.contains(event.target)) { menu.removeAttribute("open"); }
+    });
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") { return; }
+    document.querySelectorAll("details.menu[open]").forEach(function (menu) {
+      menu.removeAttribute("open");
+      var summary = menu.querySelector("summary");
+      if (summary) { summary.focus(); }
+    });
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var stream = document.getElementById("stream");
+    if (stream) { scrollToBottom(stream); }
+    document.querySelectorAll("textarea[data-autogrow]").forEach(autogrow);
+  });
+})();
