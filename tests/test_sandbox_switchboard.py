@@ -85,7 +85,8 @@ def test_the_kapso_client_works_against_the_sandbox_unchanged(queue, client):
 def test_the_clients_error_classes_match_the_sandboxs_failures(queue, kind, status, code, transient, retry_after):
     customer = services.customer_create(name="Acme", external_customer_id=None)
     link = services.setup_link_create(customer=customer, options={}, base_url="http://x/sandbox")
-    number = services.setup_link_complete(link_id=link.id, normalized=services.setup_offered_numbers(link)[0][0]).phone_number
+    normalized = services.setup_offered_numbers(link)[0][0]
+    number = services.setup_link_complete(link_id=link.id, normalized=normalized).phone_number
     services.contact_message_receive(number=number, contact=CONTACT, name="", text="hi")
     services.failure_arm(number=number, kind=kind, count=1, retry_after=9)
 

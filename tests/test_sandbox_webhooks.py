@@ -47,7 +47,8 @@ def queue(monkeypatch, settings, receiver):
 def number(queue, receiver):
     customer = services.customer_create(name="Acme Shop", external_customer_id="org_1")
     link = services.setup_link_create(customer=customer, options={}, base_url="http://testserver/sandbox")
-    found = services.setup_link_complete(link_id=link.id, normalized=services.setup_offered_numbers(link)[0][0]).phone_number
+    normalized = services.setup_offered_numbers(link)[0][0]
+    found = services.setup_link_complete(link_id=link.id, normalized=normalized).phone_number
     queue.run()
     receiver.requests.clear()
     services.webhook_create(number=found, data={
@@ -102,8 +103,9 @@ def test_a_contacts_message_arrives_signed_in_the_documented_shape(number, queue
 
 def test_a_send_is_followed_by_sent_delivered_and_read_in_the_documented_shapes(number, queue, receiver):
     services.contact_message_receive(number=number, contact=CONTACT, name="Alex", text="Hi")
-    wamid = services.outbound_send(number=number, body={
-        "messaging_product": "whatsapp", "to": CONTACT, "type": "text", "text": {"body": "On my way"}})["messages"][0]["id"]
+    answer = services.outbound_send(number=number, body={
+        "messaging_product": "whatsapp", "to": CONTACT, "type": "text", "text": {"body": "On my way"}})
+    wamid = answer["messages"][0]["id"]
     queue.run()
     services.contact_reads(number=number, contact=CONTACT)
     queue.run()
