@@ -1,0 +1,154 @@
+"""The README's run command, in a fresh clone, as a new user runs it: it installs, migrates, seeds
+the demo, starts web + both workers + beat with the Kapso sandbox, and answers a sandbox message.
+Started in the background on a free port, on the test database and the tests' Redis index, probed
+over HTTP, then stopped with SIGINT (Ctrl-C): every process it started must be gone.
+
+Slow (a fresh virtualenv is installed): marked `slow`.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTACT = "15551234567"
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def readme_run_command() -> str:
+    """The command the README tells a new user to run (the indented line after "Run it")."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("Run it", 1)[1]
+    return next(line.strip() for line in section.splitlines() if line.startswith("    ") and line.strip())
+
+
+def test_database_url() -> str:
+    db = settings.DATABASES["default"]
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+test_database_url.__test__ = False  # a helper, not a test
+
+
+def csrf(html: str) -> str:
+    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+
+
+def until(predicate, timeout: float, what: str, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)
+
+
+def walk_the_demo(base: str, email: str, password: str) -> str:
+    """What a new user does over HTTP: sign in, connect a number through the sandbox's setup page,
+    give it the demo agent, write from its phone page, and read the reply there."""
+    web = httpx.Client(base_url=base, timeout=20)
+    login = web.get("/login/")
+    signed_in = web.post("/login/", data={"username": email, "password": password, "csrfmiddlewaretoken": csrf(login.text)})
+    assert signed_in.status_code == 302, signed_in.text[:500]
+    connections = web.get("/o/demo/connections/")
+    connect = web.post("/o/demo/connections/connect/", data={"environment": "development",
+                                                            "csrfmiddlewaretoken": csrf(connections.text)})
+    assert connect.status_code == 302 and "/sandbox/setup/" in connect.headers["location"], connect.text[:500]
+    setup_url = connect.headers["location"]
+    setup = web.get(setup_url)
+    number = re.search(r'name="number" value="(\d+)"', setup.text).group(1)
+    done = web.post(setup_url, data={"number": number, "action": "connect", "connection_type": "dedicated",
+                                     "csrfmiddlewaretoken": csrf(setup.text)})
+    assert done.status_code == 302 and "status=completed" in done.headers["location"]
+
+    def agent_form():
+        page = web.get("/o/demo/connections/").text
+        found = re.search(r'action="(/o/demo/connections/[0-9a-f-]+/agent/)"', page)
+        return (found.group(1), page) if found else None
+
+    action, page = until(agent_form, 60, "the number to be connected")
+    agent_id = re.search(r'<option value="([0-9a-f-]+)"[^>]*>Demo assistant</option>', page).group(1)
+    web.post(action, data={"agent": agent_id, "csrfmiddlewaretoken": csrf(page)})
+
+    phone_path = re.search(r'href="(/sandbox/phone/\d+/)"', web.get("/sandbox/").text).group(1)
+    phone = web.get(phone_path)
+    sent = web.post(phone_path + "send", data={"contact": CONTACT, "name": "Run test", "text": "Hello, is anyone there?",
+                                               "csrfmiddlewaretoken": csrf(phone.text)})
+    assert sent.status_code == 302
+
+    def reply():
+        chat = web.get(phone_path + "chat", params={"contact": CONTACT, "name": "Run test", "seen": "1"}).text
+        found = re.search(r'data-direction="outbound"[^>]*>(.*?)<span class="meta">', chat, re.S)
+        return found.group(1).strip() if found else None
+
+    return until(reply, 90, "the agent's reply on the phone page")
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_the_readmes_run_command_runs_the_demo_in_a_fresh_clone(tmp_path):
+    command = readme_run_command()
+    assert command == "scripts/run"
+    clone = tmp_path / "switchboard"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=120)
+    (tmp_path / "shared").symlink_to(ROOT.parent / "shared")  # ../shared beside the clone, as in CI
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if key in {"PATH", "HOME", "LANG", "TMPDIR", "PIP_INDEX_URL",
+                                                                     "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS"}}
+    env.update(PORT=str(port), DATABASE_URL=test_database_url(), REDIS_URL=settings.REDIS_URL, PYTHONUNBUFFERED="1")
+    log = tmp_path / "run.log"
+    process = subprocess.Popen(["bash", "-c", command], cwd=clone, env=env, stdout=log.open("w"),
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        def ready():
+            assert process.poll() is None, "scripts/run exited:\n" + log.read_text()[-5000:]
+            try:
+                return httpx.get(base + "/readyz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        until(ready, 480, "/readyz (install, migrate, start)")
+        assert httpx.get(base + "/healthz").json() == {"status": "ok"}
+        banner = until(lambda: "Try it:" in log.read_text() and log.read_text(), 30, "the printed steps")
+        login = re.search(r"Sign in:\s+(\S+)\s+Password: (\S+)", banner)
+        assert login and f"Switchboard is running at {base}" in banner
+        assert all(f" {step}. " in banner for step in (1, 2, 3))
+
+        reply = walk_the_demo(base, login.group(1), login.group(2))
+
+        assert "offline demo model" in reply and "Hello, is anyone there?" in reply
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)  # Ctrl-C
+        try:
+            process.wait(timeout=60)
+            stopped = until(lambda: not group_alive(process.pid), 30, "every started process to stop")
+        finally:
+            if group_alive(process.pid):
+                os.killpg(process.pid, signal.SIGKILL)
+    assert stopped, "processes survived Ctrl-C:\n" + log.read_text()[-3000:]
