@@ -12,3 +12,17 @@ os.environ.setdefault("CELERY_DB_REUSE_MAX", "1000")
 app = Celery("switchboard")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@signals.task_prerun.connect
+@signals.task_postrun.connect
+def _close_broken_database_connections(task=None, **kwargs) -> None:
+    """Around every task, what Django does around every request: drop a database connection that
+    failed or outlived CONN_MAX_AGE, and health-check a kept one before its next use. Connections
+    live across tasks (CELERY_DB_REUSE_MAX), so one cut by a database restart, failover or
+    pg_terminate_backend would otherwise stay broken for every later task of that worker."""
+    if task is not None and getattr(task.request, "is_eager", False):
+        return  # an eager task runs inside its caller's transaction: leave the connection alone
+    from django.db import close_old_connections
+
+    close_old_connections()

@@ -2,8 +2,13 @@
 hostile input fuzzed through the Django test client."""
 
 from datetime import timedelta
+from types import SimpleNamespace
 
+import psycopg
 import pytest
+from celery import signals
+from django.db import OperationalError
+from django.db import connection as db
 from django.utils import timezone
 
 from apps.agents.models import AgentRun
@@ -37,3 +42,19 @@ def test_a_turn_sees_the_messages_it_answers_after_the_reply_written_while_they_
     history = selectors.history_for_turn(thread=thread, run_id=second.id, window=20)
 
     assert [m.text for m in history] == ["Hi", "Hello!", "Also, my order?"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_task_gets_a_working_database_connection_after_the_last_one_was_cut():
+    db.ensure_connection()
+    with psycopg.connect(host=db.settings_dict["HOST"] or "127.0.0.1", user=db.settings_dict["USER"],
+                         dbname="postgres", autocommit=True) as killer:
+        killer.execute("SELECT pg_terminate_backend(%s)", [db.connection.info.backend_pid])
+    with pytest.raises(OperationalError):
+        Message.objects.count()  # the task that meets the cut fails...
+    task = SimpleNamespace(request=SimpleNamespace(is_eager=False))
+    signals.task_postrun.send(sender=None, task_id="t1", task=task, args=(), kwargs={}, retval=None, state="FAILURE")
+    signals.task_prerun.send(sender=None, task_id="t2", task=task, args=(), kwargs={})
+
+    assert Message.objects.count() == 0  # ...the next one of the same worker does not
+
