@@ -182,7 +182,7 @@ def connection_kapso_details(*, connection: WhatsAppConnection) -> dict:
 
     if not connection.phone_number_id:
         return {}
-    key = f"kapso-phone-number:{connection.phone_number_id}"
+    key = f"kapso-phone-number:{connection.pk}:{connection.phone_number_id}"
     details = cache.get(key)
     if details is None:
         details = kapso.get_phone_number(connection.phone_number_id) or {}

@@ -61,9 +61,8 @@ def filesize(value) -> str:
 
 @register.filter
 def initials(name: str) -> str:
-    parts = [p for p in (name or "").replace("+", "").split() if p]
-    letters = "".join(p[0] for p in parts[:2]).upper()
-    return letters or "?"
+    parts = [p for p in (name or "").split() if p[0].isalpha()]
+    return "".join(p[0] for p in parts[:2]).upper()  # '' for a bare number: the template shows an icon
 
 
 @register.simple_tag
@@ -111,3 +110,35 @@ def stamp(value: datetime | None) -> str:
     if local.date() == timezone.localtime().date():
         return local.strftime("%H:%M")
     return local.strftime("%b %-d, %H:%M")
+
+
+# Small stroke icons (24×24, drawn by hand for this dashboard) instead of emoji, which not every
+# system has a font for.
+ICONS = {
+    "chat": '<path d="M21 15a2 2 0 0 1-2 2H7l-4 4V5a2 2 0 0 1 2-2h14a2 2 0 0 1 2 2z"/>',
+    "phone": '<rect x="5" y="2" width="14" height="20" rx="2"/><path d="M12 18h.01"/>',
+    "bot": '<rect x="3" y="8" width="18" height="12" rx="2"/><path d="M12 8V4M8 14h.01M16 14h.01"/>',
+    "search": '<circle cx="11" cy="11" r="7"/><path d="m21 21-4.3-4.3"/>',
+    "lock": '<rect x="4" y="11" width="16" height="10" rx="2"/><path d="M8 11V7a4 4 0 0 1 8 0v4"/>',
+    "mail": '<rect x="3" y="5" width="18" height="14" rx="2"/><path d="m3 7 9 6 9-6"/>',
+    "key": '<circle cx="7.5" cy="15.5" r="4.5"/><path d="m10.7 12.3 9.3-9.3M16 7l3 3"/>',
+    "image": '<rect x="3" y="3" width="18" height="18" rx="2"/><circle cx="9" cy="9" r="2"/><path d="m21 15-5-5L5 21"/>',
+    "mic": '<rect x="9" y="2" width="6" height="12" rx="3"/><path d="M5 10a7 7 0 0 0 14 0M12 17v5"/>',
+    "file": '<path d="M14 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V8z"/><path d="M14 2v6h6"/>',
+    "video": '<rect x="2" y="6" width="14" height="12" rx="2"/><path d="m22 8-6 4 6 4z"/>',
+    "tool": '<path d="M13 2 3 14h9l-1 8 10-12h-9z"/>',
+    "clock": '<circle cx="12" cy="12" r="9"/><path d="M12 7v5l3 2"/>',
+    "alert": '<path d="M12 3 2 21h20z"/><path d="M12 10v4M12 18h.01"/>',
+    "user": '<circle cx="12" cy="8" r="4"/><path d="M4 21a8 8 0 0 1 16 0"/>',
+    "check": '<path d="m5 12 5 5L20 7"/>',
+}
+
+
+@register.simple_tag
+def icon(name: str, size: int = 20) -> str:
+    from django.utils.safestring import mark_safe
+
+    return mark_safe(
+        f'<svg class="icon" width="{size}" height="{size}" viewBox="0 0 24 24" fill="none" stroke="currentColor" '
+        f'stroke-width="2" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true">{ICONS[name]}</svg>'
+    )

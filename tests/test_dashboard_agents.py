@@ -1,0 +1,152 @@
+"""Agents: create, edit, delete (refused while assigned), the prompt preview, and the playground."""
+
+import pytest
+
+from apps.agents.models import Agent, AgentRun, ToolCall
+from apps.conversations.models import Message, Thread
+from apps.dashboard import playground
+from tests.factories import make_agent
+from tests.test_dashboard_support import admin, operator, org_url, signed_in  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.django_db
+HTMX = {"HTTP_HX_REQUEST": "true"}
+FORM = {"name": "Night shift", "slug": "", "system_prompt": "You work for {{organizationName}}.",
+        "model_provider": "openai", "model_name": "gpt-4o-mini", "temperature": "0.3", "max_tokens": "500",
+        "tools": ["whatsapp.send", "whatsapp.getStatus"], "fallback_text": "We'll be right back."}
+
+
+def test_an_admin_creates_an_agent_and_the_slug_comes_from_the_name(client, admin, org):
+    response = signed_in(client, admin).post(org_url("agent-new", org), FORM)
+
+    agent = Agent.objects.get(org=org, slug="night-shift")
+    assert response.status_code == 302 and response["Location"] == org_url("agent", org, agent_id=agent.pk)
+    assert (agent.model_provider, agent.model_name, agent.temperature, agent.max_tokens) == ("openai", "gpt-4o-mini", 0.3, 500)
+    assert agent.tools == ["whatsapp.send", "whatsapp.getStatus"] and agent.fallback_text == "We'll be right back."
+
+
+def test_a_taken_slug_is_explained_next_to_the_field(client, admin, org, agent):
+    response = signed_in(client, admin).post(org_url("agent-new", org), {**FORM, "slug": agent.slug})
+
+    assert response.status_code == 200
+    assert "already uses the slug" in response.content.decode()
+    assert Agent.objects.filter(org=org).count() == 1
+
+
+def test_the_form_lists_the_variables_and_what_each_tool_does(client, admin, org):
+    body = signed_in(client, admin).get(org_url("agent-new", org)).content.decode()
+
+    for variable in ("organizationName", "agentName", "contactName", "contactPhone", "now"):
+        assert "{{" + variable + "}}" in body
+    assert "Refused outside the 24-hour window" in body  # whatsapp.send's description
+
+
+def test_the_preview_renders_the_variables(client, admin, org):
+    response = signed_in(client, admin).post(org_url("agent-preview", org),
+                                             {"name": "Ava", "system_prompt": "{{agentName}} of {{organizationName}} "
+                                              "greets {{contactName}} ({{contactPhone}}) {{typo}}"}, **HTMX)
+
+    assert "Ava of Acme Shop greets Maria (+15551234567) {{typo}}" in response.content.decode()
+
+
+def test_an_admin_edits_an_agent(client, admin, org, agent):
+    response = signed_in(client, admin).post(org_url("agent-edit", org, agent_id=agent.pk), {**FORM, "slug": "nights"})
+
+    agent.refresh_from_db()
+    assert response.status_code == 302 and agent.name == "Night shift" and agent.slug == "nights"
+
+
+def test_an_assigned_agent_is_not_deleted_and_the_page_says_why(client, admin, org, connection):
+    agent = connection.agent
+
+    response = signed_in(client, admin).post(org_url("agent-delete", org, agent_id=agent.pk), follow=True)
+
+    assert Agent.objects.filter(pk=agent.pk).exists()
+    assert "Assign another agent (or none) to them first" in response.content.decode()
+
+
+def test_an_unassigned_agent_is_deleted_with_its_playground(client, admin, org):
+    agent = make_agent(org)
+    signed_in(client, admin).get(org_url("agent", org, agent_id=agent.pk))  # creates the playground thread
+
+    signed_in(client, admin).post(org_url("agent-delete", org, agent_id=agent.pk))
+
+    assert not Agent.objects.filter(pk=agent.pk).exists() and not Thread.objects.exists()
+
+
+def test_operators_see_agents_but_not_the_admin_buttons(client, operator, org, agent):
+    listing = signed_in(client, operator).get(org_url("agents", org)).content.decode()
+    page = client.get(org_url("agent", org, agent_id=agent.pk)).content.decode()
+
+    assert agent.name in listing and "New agent" not in listing
+    assert "Playground" in page and ">Edit<" not in page and ">Delete<" not in page
+
+
+# --- Playground ------------------------------------------------------------------------------------
+
+
+def test_a_playground_message_is_stored_and_its_turn_queued(client, operator, org, agent, monkeypatch, django_capture_on_commit_callbacks):
+    queued = []
+    monkeypatch.setattr("apps.dashboard.views.agents.enqueue_playground_turn", queued.append)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = signed_in(client, operator).post(org_url("playground-send", org, agent_id=agent.pk),
+                                                    {"text": "Hello bot"}, **HTMX)
+
+    thread = Thread.objects.get(playground_agent=agent)
+    message = Message.objects.get(thread=thread)
+    assert (message.direction, message.text, message.connection_id) == ("inbound", "Hello bot", None)
+    assert queued == [thread.pk]
+    assert response["HX-Trigger"] == "stream-sent" and "The agent is writing a reply" in response.content.decode()
+
+
+def test_a_playground_turn_runs_the_real_runtime_and_tools_and_sends_nothing(operator, agent, kapso):
+    thread = playground.playground_thread(agent=agent, user=operator)
+    playground.playground_say(thread=thread, text="What's the status?")
+
+    run = playground.playground_turn(thread_id=thread.pk)
+
+    run = AgentRun.objects.get(pk=run.pk)
+    assert run.status == "succeeded" and run.thread_id == thread.pk
+    call = ToolCall.objects.get(run=run)
+    assert call.name == "whatsapp.getStatus" and call.error == ""
+    assert call.result["connection"]["status"] == "playground" and call.result["window"]["open"] is True
+    reply = Message.objects.get(thread=thread, direction="outbound")
+    assert reply.status == "sent" and reply.author == "agent" and "I checked the status" in reply.text
+    assert kapso.requests == []  # nothing ever reaches Kapso
+
+
+def test_a_failing_model_shows_as_a_failed_turn_in_the_playground(operator, agent):
+    agent.model_provider, agent.model_name = "openai", "gpt-test"
+    agent.save()
+    thread = playground.playground_thread(agent=agent, user=operator)
+    playground.playground_say(thread=thread, text="Hi")
+
+    run = playground.playground_turn(thread_id=thread.pk)
+
+    assert run.status == "failed" and "OPENAI_API_KEY" in run.error
+    assert Message.objects.get(thread=thread, direction="outbound").text == agent.fallback_text
+
+
+def test_playground_updates_bring_the_answer_and_its_tool_calls(client, operator, org, agent):
+    from django.utils import timezone
+
+    client = signed_in(client, operator)
+    since = timezone.now().isoformat()
+    thread = playground.playground_thread(agent=agent, user=operator)
+    playground.playground_say(thread=thread, text="status please")
+    playground.playground_turn(thread_id=thread.pk)
+
+    body = client.get(org_url("playground-updates", org, agent_id=agent.pk), {"since": since}, **HTMX).content.decode()
+
+    assert "status please" in body and "I checked the status" in body and "whatsapp.getStatus" in body
+
+
+def test_each_person_has_their_own_playground_and_can_start_over(client, operator, admin, org, agent):
+    mine = playground.playground_thread(agent=agent, user=operator)
+    theirs = playground.playground_thread(agent=agent, user=admin)
+    playground.playground_say(thread=mine, text="mine")
+    playground.playground_say(thread=theirs, text="theirs")
+
+    signed_in(client, operator).post(org_url("playground-reset", org, agent_id=agent.pk))
+
+    assert not Message.objects.filter(thread=mine).exists() and Message.objects.filter(thread=theirs).exists()
