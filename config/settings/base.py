@@ -196,6 +196,10 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Keep workers' database connections across tasks. Celery's Django fix-up reads this from its own
+# configuration (this setting), not from the environment, and otherwise closes the connection
+# before and after every task: a new PostgreSQL connection per task (PERFORMANCE.md: ×2.7–5.8).
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 # Enqueueing must never hang a webhook request when Redis is gone: fail fast, the sweeper recovers.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_timeout": 2,
