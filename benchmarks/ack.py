@@ -183,6 +183,7 @@ def figures_of(result: dict, wrk_cpu: float, cpu: dict, stored: dict, queued: di
         "wrk_cpu_pct_of_thread": round(100 * wrk_cpu / seconds / max(1, result.get("threads", 1)), 1),
         "cpu_ms_per_request": {k: per_req(v) for k, v in cpu["cpu_s"].items()},
         "machine_busy_pct": cpu["machine_busy_pct"], "foreign_cpu_pct": cpu["foreign_cpu_pct"],
+        "pg_sessions_opened": cpu.get("pg_sessions_opened"),
         "stored": stored, "queued": queued,
     }
 
@@ -210,7 +211,7 @@ def main() -> None:
     deliveries = Deliveries(existing, args.new_share)
     common.redis_flush()
 
-    env = common.bench_env(args.db, BENCH_BASELINE_SECRET=BASELINE_SECRET, LOG_LEVEL="WARNING")
+    env = common.bench_env(args.db, BENCH_BASELINE_SECRET=BASELINE_SECRET)
     if args.workers:
         env["WEB_CONCURRENCY"] = str(args.workers)
     log = work / "gunicorn.log"

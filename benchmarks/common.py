@@ -52,7 +52,7 @@ def bench_env(db: str, **extra: str) -> dict[str, str]:
         REDIS_URL=REDIS_URL,
         CELERY_BROKER_URL=REDIS_URL,
         DJANGO_DEBUG="0",
-        LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+        LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "INFO"),  # production's default
         PYTHONUNBUFFERED="1",
     )
     env.update(extra)
@@ -241,6 +241,25 @@ def start_celery(name: str, queue: str, env: dict, log: Path, pool_args: list[st
     return Proc(name, args, env, log)
 
 
+def wait_celery(proc: Proc, node: str, env: dict, timeout: float = 90) -> None:
+    """Until the worker logged "ready." or answers a ping (whatever the log level)."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    full = node.replace("%h", socket.gethostname())
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise SystemExit(f"celery {node} exited:\n{proc.log_text()[-3000:]}")
+        if " ready." in proc.log_text():
+            return
+        ping = subprocess.run([str(BIN / "celery"), "-A", "config", "inspect", "ping", "-d", full, "-t", "2"],
+                              cwd=REPO, env=env, capture_output=True, text=True)
+        if ping.returncode == 0 and "pong" in ping.stdout:
+            return
+        time.sleep(0.5)
+    raise SystemExit(f"timed out waiting for celery {node}")
+
+
 def wait_for(check, timeout: float, what: str, interval: float = 0.2) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -299,23 +318,44 @@ def machine_cpu() -> tuple[float, float]:
     return (total - idle) / CLK_TCK, total / CLK_TCK
 
 
+def postmaster_pid() -> int | None:
+    out = _cmd(["psql", "-h", "127.0.0.1", "-U", "postgres", "-Atc", "SHOW data_directory"])
+    try:
+        return int(Path(out, "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def pg_sessions(db: str) -> int:
+    """Sessions ever opened on the database (PostgreSQL 14+): new connections show up here."""
+    out = psql(f"SELECT sessions FROM pg_stat_database WHERE datname = '{check_db_name(db)}'")
+    return int(out) if out else 0
+
+
 def pg_backend_pids(db: str) -> list[int]:
     out = psql(f"SELECT pid FROM pg_stat_activity WHERE datname = '{check_db_name(db)}' AND pid <> pg_backend_pid()")
     return [int(p) for p in out.split()] if out else []
 
 
 class CpuMeter:
-    """CPU used during a window by: our process trees, our database's backends, and the whole box.
-    `foreign` is what the rest of the machine (other people's work) used meanwhile."""
+    """CPU used during a window by: our process trees, PostgreSQL, Redis, and the whole box.
+    `postgres` is the backends of our database alive at the start or the end of the window (a
+    connection opened and closed in between is missed); `postgres_all` is the whole cluster,
+    exited backends included, so other people's databases too. `foreign` is what the rest of the
+    machine (other people's work) used meanwhile."""
 
     def __init__(self, trees: dict[str, int], db: str | None = None, redis_pid: int | None = None):
         self.trees, self.db, self.redis_pid = trees, db, redis_pid
+        self.postmaster = postmaster_pid() if db else None
 
     def _sample(self) -> dict[str, float]:
         sample = {name: tree_cpu(pid) for name, pid in self.trees.items()}
         if self.db:
             self._pg_pids = getattr(self, "_pg_pids", set()) | set(pg_backend_pids(self.db))
             sample["postgres"] = sum(proc_cpu(p) for p in self._pg_pids)
+            if self.postmaster:
+                sample["postgres_all"] = tree_cpu(self.postmaster)
+            sample["_sessions"] = pg_sessions(self.db)
         if self.redis_pid:
             sample["redis"] = proc_cpu(self.redis_pid)
         sample["_busy"], sample["_total"] = machine_cpu()
@@ -333,10 +373,14 @@ class CpuMeter:
         d = {k: self.end[k] - self.start.get(k, 0.0) for k in self.end}
         wall = d.pop("_wall")
         busy, total = d.pop("_busy"), d.pop("_total")
+        sessions = d.pop("_sessions", None)
         d.update(extra_cpu or {})
-        ours = sum(d.values())
+        ours = sum(v for k, v in d.items() if k != "postgres")  # postgres_all includes it
+        if "postgres_all" not in d:
+            ours = sum(d.values())
         return {
             "wall_s": round(wall, 3),
+            "pg_sessions_opened": sessions,
             "cpu_s": {k: round(v, 3) for k, v in d.items()},
             "machine_busy_pct": round(100 * busy / total, 1) if total else None,
             "foreign_cpu_pct": round(100 * max(0.0, busy - ours) / total, 1) if total else None,

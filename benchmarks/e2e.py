@@ -320,7 +320,7 @@ def main() -> None:
         common.wait_for(lambda: standin_sends(args.kapso_port) is not None, 30, "the Kapso stand-in")
         common.wait_for(lambda: common.http_ok(f"http://127.0.0.1:{args.web_port}/readyz"), 60, "gunicorn")
         for worker in (default, agents):
-            common.wait_for(lambda w=worker: " ready." in w.log_text(), 90, f"celery {worker.name}")
+            common.wait_celery(worker, f"{worker.name}@%h", env)
         print("web, workers and stand-in are up; warming up")
 
         drive(args.web_port, warm, rate=20)
@@ -387,6 +387,8 @@ def report(args, r: dict, profiles: dict, work: Path) -> None:
         ["answers per second", r["answers_per_s"]],
         ["drain after load", f"{r['drain_after_load_s']} s"],
         ["CPU ms per message", json.dumps(r["cpu_ms_per_message"])],
+        ["new PostgreSQL connections", f"{r['cpu']['pg_sessions_opened']} "
+                                       f"({r['cpu']['pg_sessions_opened'] / r['posted']:.2f} per message)"],
         ["machine busy / foreign CPU", f"{r['cpu']['machine_busy_pct']}% / {r['cpu']['foreign_cpu_pct']}%"],
     ])
     exact = (r["stored"] == r["posted"] and r["unanswered"] == 0 and r["runs_answered_twice"] == 0
