@@ -66,7 +66,8 @@ def walk_the_demo(base: str, email: str, password: str) -> str:
     give it the demo agent, write from its phone page, and read the reply there."""
     web = httpx.Client(base_url=base, timeout=20)
     login = web.get("/login/")
-    signed_in = web.post("/login/", data={"username": email, "password": password, "csrfmiddlewaretoken": csrf(login.text)})
+    signed_in = web.post("/login/", data={"username": email, "password": password,
+                                          "csrfmiddlewaretoken": csrf(login.text)})
     assert signed_in.status_code == 302, signed_in.text[:500]
     connections = web.get("/o/demo/connections/")
     connect = web.post("/o/demo/connections/connect/", data={"environment": "development",
@@ -90,7 +91,8 @@ def walk_the_demo(base: str, email: str, password: str) -> str:
 
     phone_path = re.search(r'href="(/sandbox/phone/\d+/)"', web.get("/sandbox/").text).group(1)
     phone = web.get(phone_path)
-    sent = web.post(phone_path + "send", data={"contact": CONTACT, "name": "Run test", "text": "Hello, is anyone there?",
+    sent = web.post(phone_path + "send", data={"contact": CONTACT, "name": "Run test",
+                                               "text": "Hello, is anyone there?",
                                                "csrfmiddlewaretoken": csrf(phone.text)})
     assert sent.status_code == 302
 
