@@ -7,7 +7,8 @@ piece of code learns on its way (a webhook view learns the connection from the p
 
 `JsonFormatter` writes one JSON object per line (production: LOG_FORMAT=json); the plain format of
 development shows the same fields. `RequestContextMiddleware` takes X-Request-ID from the proxy (or
-makes one), answers it back, and binds the organization of /o/<slug>/ URLs.
+makes one), answers it back, and binds the organization of /o/<slug>/ URLs (and the connection of
+.../connections/<id>/ ones).
 """
 
 import contextvars
@@ -109,8 +110,7 @@ class RequestContextMiddleware:
         return response
 
     def process_view(self, request, view_func, view_args, view_kwargs):
-        if view_kwargs.get("org_slug"):
-            bind(org=view_kwargs["org_slug"])
+        bind(org=view_kwargs.get("org_slug"), connection=view_kwargs.get("connection_id"))
         return None
 
 
