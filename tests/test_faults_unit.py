@@ -1,6 +1,7 @@
 """Faults that need no real processes: regressions for bugs the end-to-end fault suite found, and
 hostile input fuzzed through the Django test client."""
 
+import time
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -12,8 +13,10 @@ from django.db import connection as db
 from django.utils import timezone
 
 from apps.agents.models import AgentRun
-from apps.conversations import selectors
+from apps.conversations import selectors, services
 from apps.conversations.models import Message
+from apps.conversations.tasks import outbox_drain
+from apps.kapso import client as kapso_client
 from tests.factories import make_thread
 
 pytestmark = pytest.mark.django_db
@@ -65,3 +68,48 @@ def test_workers_reuse_their_database_connections_across_tasks():
     from config.celery import app
 
     assert DjangoWorkerFixup(app).db_reuse_max == 1000  # PERFORMANCE.md: x2.7-5.8
+
+
+@pytest.fixture
+def impatient_kapso_client(settings):
+    """The product's Kapso client with a short timeout (its HTTP client is cached per thread)."""
+    settings.KAPSO_TIMEOUT_SECONDS = 0.3
+    kapso_client._local.__dict__.pop("client", None)
+    yield
+    kapso_client._local.__dict__.pop("client", None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_send_kapso_took_but_answered_too_late_is_looked_up_not_sent_again(kapso, connection, impatient_kapso_client):
+    thread = make_thread(connection)
+    [message] = services.outbound_queue(thread=thread, text="Your order shipped.", author="agent")
+    kapso.delay_next_send(0.8)  # Kapso accepts it, after our timeout
+
+    outbox_drain(str(thread.id))
+
+    message.refresh_from_db()
+    assert (message.status, message.error_code) == ("sending", "no_answer")  # not queued for a blind retry
+    deadline = time.monotonic() + 5
+    while not kapso.sent and time.monotonic() < deadline:
+        time.sleep(0.05)
+    services.outbox_recover_stale(older_than=timedelta(seconds=0))
+    outbox_drain(str(thread.id))
+
+    message.refresh_from_db()
+    assert len(kapso.sent) == 1
+    assert (message.status, message.wamid) == ("sent", kapso.sent[0]["wamid"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_send_kapso_never_confirms_fails_after_the_attempts_are_used_up(kapso, connection, settings):
+    thread = make_thread(connection)
+    [message] = services.outbound_queue(thread=thread, text="Anyone there?", author="agent")
+    Message.objects.filter(pk=message.pk).update(
+        status="sending", send_attempts=settings.OUTBOX_MAX_ATTEMPTS, error_code="no_answer",
+        sending_started_at=timezone.now() - timedelta(minutes=5))
+
+    services.outbox_recover_stale(older_than=timedelta(seconds=30))
+
+    message.refresh_from_db()
+    assert (message.status, message.error_code) == ("failed", "no_answer")
+    assert "did not confirm" in message.error_text and kapso.sent == []

@@ -209,6 +209,8 @@ def outbox_send(*, message: Message) -> float | None:
             phone_number_id=connection.phone_number_id, to=message.thread.contact_phone, body=message.text
         )
     except KapsoError as error:
+        if error.maybe_done:
+            return _await_reconciliation(message, error)
         return _record_send_error(message, error)
     now = timezone.now()
     # Recorded whatever the sweeper did meanwhile: Kapso has it, so it must never go out again.
@@ -226,6 +228,17 @@ def _postpone(message: Message, wait: float) -> float:
         send_attempts=F("send_attempts") - 1, updated_at=timezone.now(),
     )
     return wait
+
+
+def _await_reconciliation(message: Message, error: KapsoError) -> None:
+    """Kapso did not answer, but may have taken the message: sending it again could deliver it
+    twice. It stays `sending`; once stale, the sweeper looks it up in Kapso's history and records
+    it as sent, or queues it again if Kapso does not have it (_reconcile_sending)."""
+    Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(
+        error_code="no_answer", error_text=str(error), updated_at=timezone.now()
+    )
+    logger.warning("send of %s got no answer (%s); left for the sweeper to look up in Kapso", message.pk, error)
+    return None
 
 
 def statuses_after_sent() -> list[str]:
@@ -288,7 +301,10 @@ def _reconcile_sending(message: Message) -> None:
     wamid = _find_sent_copy(page.get("data") or [], message)
     changes = {"updated_at": timezone.now()}
     if wamid and not Message.objects.filter(connection_id=message.connection_id, wamid=wamid).exists():
-        changes.update(status=MessageStatus.SENT, wamid=wamid, sent_at=timezone.now())
+        changes.update(status=MessageStatus.SENT, wamid=wamid, sent_at=timezone.now(), error_code="", error_text="")
+    elif message.send_attempts >= settings.OUTBOX_MAX_ATTEMPTS:
+        changes.update(status=MessageStatus.FAILED, next_attempt_at=None, error_code=message.error_code or "no_answer",
+                       error_text=f"Kapso did not confirm this message in {message.send_attempts} attempts.")
     else:
         changes.update(status=MessageStatus.QUEUED, next_attempt_at=timezone.now())  # due at once
     Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(**changes)

@@ -40,8 +40,10 @@ def _request(method: str, path: str, *, json: Any = None, params: dict | None = 
     headers = {"X-API-Key": settings.KAPSO_API_KEY, "Accept": "application/json"}
     try:
         response = _http().request(method, url, json=json, params=params, headers=headers)
+    except (httpx.ReadTimeout, httpx.ReadError, httpx.RemoteProtocolError) as exc:
+        raise network_error(exc, maybe_done=True) from exc  # sent, but no answer: Kapso may have acted
     except httpx.HTTPError as exc:
-        raise network_error(exc) from exc
+        raise network_error(exc) from exc  # never got through (refused, connect timeout): safe to repeat
     if response.status_code == 204:
         return None
     try:

@@ -26,6 +26,9 @@ class KapsoError(Exception):
     code: str = ""  # Meta numeric code as a string, or Kapso's string code
     retry_after: float | None = None
     transient: bool = False
+    # No answer came although the request reached Kapso (a read timeout, a dropped connection):
+    # it may have taken effect, so repeating a send could deliver it twice.
+    maybe_done: bool = False
 
     def __str__(self) -> str:
         code = f" (code {self.code})" if self.code else ""
@@ -43,8 +46,10 @@ def error_from_response(status: int, body: object, retry_after: str | None = Non
     )
 
 
-def network_error(exc: Exception) -> KapsoError:
-    return KapsoError(status=0, message=f"{exc.__class__.__name__}: {exc}".strip(": "), transient=True)
+def network_error(exc: Exception, *, maybe_done: bool = False) -> KapsoError:
+    return KapsoError(
+        status=0, message=f"{exc.__class__.__name__}: {exc}".strip(": "), transient=True, maybe_done=maybe_done
+    )
 
 
 def _message_and_code(body: object) -> tuple[str, str]:
