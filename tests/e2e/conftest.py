@@ -27,16 +27,22 @@ import redis
 from django.conf import settings
 from django.db import connection as db
 
+from apps.agents.models import AgentRun
+from apps.conversations.models import Message
 from apps.kapso.signatures import sign
 from tests.factories import compact, make_agent, make_connection, make_org
 from tests.fakes.kapso_server import FakeKapso, fixture
-from tests.fakes.model_servers import OpenAIServer
+from tests.fakes.model_servers import OpenAIServer, ReceivedRequest, ScriptedReply
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 RECEIVED = "whatsapp.message.received"
 SECRET = "e2e-connection-secret"
 PHONE_NUMBER_ID = "123456789012345"  # the fixtures' number
+SEND_PATH = rf"^/meta/whatsapp/v24\.0/{PHONE_NUMBER_ID}/messages$"
+# Recovery settings for fault tests: the sweeper every second, a silent turn is dead after 3 s, a
+# send in flight for 4 s is looked up in Kapso's history (longer than the 1 s send timeout used).
+FAST_RECOVERY = {"SWEEP_INTERVAL_SECONDS": "1", "AGENT_RUN_STALE_SECONDS": "3", "OUTBOX_STALE_SECONDS": "4"}
 
 
 
@@ -103,6 +109,50 @@ def status_payload(event: str, *, wamid: str, phone: str = "+15551234567") -> di
     payload["message"]["to"] = phone.lstrip("+")
     payload["conversation"]["phone_number"] = phone
     return payload
+
+
+def sends(fake_kapso, to: str | None = None) -> list[dict]:
+    """Send requests Kapso received (accepted or not), optionally to one contact."""
+    found = fake_kapso.requests_to("POST", SEND_PATH)
+    return [r for r in found if to is None or r["body"].get("to") == to.lstrip("+")]
+
+
+def assert_answered_once(fake_kapso, wamids) -> None:
+    """The fault suite's invariants, once the system has settled: every inbound message stored
+    once, covered by a turn that finished, every turn answered by exactly one sent reply, and
+    nothing sent that Switchboard did not record (so nothing sent twice)."""
+    inbound = list(Message.objects.filter(direction="inbound"))
+    assert sorted(m.wamid for m in inbound) == sorted(set(wamids))
+    assert all(m.run_id for m in inbound), "an inbound message is not covered by any turn"
+    runs = AgentRun.objects.filter(pk__in={m.run_id for m in inbound})
+    assert {run.status for run in runs} <= {"succeeded", "failed"}, [(r.status, r.error) for r in runs]
+    replies = list(Message.objects.filter(direction="outbound", author="agent"))
+    assert sorted(str(m.run_id) for m in replies) == sorted(str(run.id) for run in runs)
+    assert {m.status for m in replies} == {"sent"}, [(m.status, m.error_code, m.error_text) for m in replies]
+    assert sorted(s["wamid"] for s in fake_kapso.sent) == sorted(m.wamid for m in replies)
+
+
+def use_model(agent, **fields) -> None:
+    """Answer with the OpenAI-compatible stand-in (the `model` fixture) instead of the offline model."""
+    agent.model_provider, agent.model_name = "openai", "gpt-e2e"
+    for name, value in fields.items():
+        setattr(agent, name, value)
+    agent.save()
+
+
+class EchoModel(OpenAIServer):
+    """An OpenAI stand-in that answers every turn with the user messages it has not answered yet
+    (those after its last reply), after `delay` seconds: "Re: a | b"."""
+
+    delay = 0.3
+
+    def _serve(self, request: ReceivedRequest) -> ScriptedReply:
+        with self._lock:
+            self.requests.append(request)
+        messages = request.body["messages"]
+        last_reply = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=-1)
+        new = [m["content"] for m in messages[last_reply + 1 :] if m["role"] == "user"]
+        return ScriptedReply(body=self.message_body("Re: " + " | ".join(new), [], 5, 5), delay=self.delay)
 
 
 # --- processes ----------------------------------------------------------------------------------

@@ -13,24 +13,11 @@ import pytest
 from apps.agents.models import AgentRun, ToolCall
 from apps.conversations.models import Message
 from apps.webhooks.models import WebhookEvent
-from tests.e2e.conftest import PHONE_NUMBER_ID, inbound_payload, settle, wait_until
+from tests.e2e.conftest import inbound_payload, sends, settle, use_model, wait_until
 from tests.factories import compact
 from tests.fakes.kapso_server import fixture
 
 pytestmark = pytest.mark.e2e
-
-SEND_PATH = rf"^/meta/whatsapp/v24\.0/{PHONE_NUMBER_ID}/messages$"
-
-
-def sends(fake_kapso) -> list[dict]:
-    return fake_kapso.requests_to("POST", SEND_PATH)
-
-
-def use_model(agent, **fields) -> None:
-    agent.model_provider, agent.model_name = "openai", "gpt-e2e"
-    for name, value in fields.items():
-        setattr(agent, name, value)
-    agent.save()
 
 
 def test_a_signed_delivery_is_answered_once_with_a_tool_call_and_redeliveries_change_nothing(
@@ -113,7 +100,7 @@ def test_with_the_offline_model_a_message_is_answered_and_the_latency_is_recorde
         before = len(sends(fake_kapso))
         posted = time.time()
         assert stack.post(inbound_payload(phone=f"+1555000{n:04d}", text=f"message {n}")).status_code == 200
-        wait_until(lambda: len(sends(fake_kapso)) > before, 30, interval=0.005)
+        wait_until(lambda before=before: len(sends(fake_kapso)) > before, 30, interval=0.005)
         latencies.append(sends(fake_kapso)[-1]["at"] - posted)
 
     settle(lambda: len(fake_kapso.requests), quiet=1)

@@ -91,14 +91,15 @@ class FakeKapso:
     def _send(self, phone_number_id: str, body: dict) -> tuple[int, object, dict]:
         if body.get("status") == "read":
             return 200, {"success": True}, {}
-        with self._lock:
+        with self._lock:  # a scripted delay and failure belong to the send that arrives next
             delay = self.send_delays.popleft() if self.send_delays else self.send_delay
+            failure = self.send_failures.popleft() if self.send_failures else None
         if delay:
             time.sleep(delay)
+        if failure is not None:
+            return failure
         to = body.get("to", "")
         with self._lock:
-            if self.send_failures:
-                return self.send_failures.popleft()
             wamid = f"wamid.fake.{next(self._ids):06d}"
             self.sent.append({**body, "phone_number_id": phone_number_id, "wamid": wamid})
             # Kapso lists what it accepted, so a sender that lost the answer can look its send up.
