@@ -321,3 +321,27 @@ def test_the_thread_page_costs_the_same_queries_for_5_or_200_messages(
         client.get(org_url("thread-updates", thread.org, thread_id=thread.pk), **HTMX)
 
     assert len(small.captured_queries) == len(large.captured_queries)
+
+
+@pytest.mark.parametrize("params", [{"q": "question"}, {"q": "number 3"}, {"state": "unanswered"},
+                                    {"q": "customer 1"}, {"q": "50_%"}])
+def test_searching_newest_first_and_through_the_indexes_give_the_same_pages(connection, params, monkeypatch):
+    """A common condition is found by checking the newest threads one by one, a rare one through
+    the indexes (conversations.selectors._page); both must give the same pages."""
+    from apps.conversations import selectors
+
+    threads = _threads(connection, 12)
+    for t in threads[::3]:
+        add_message(t, "Another question?")
+
+    def pages(window: int) -> list:
+        monkeypatch.setattr(selectors, "TEXT_SEARCH_WINDOW", window)
+        monkeypatch.setattr(selectors, "STATE_WINDOW", window)
+        seen, cursor = [], ""
+        while True:
+            page, cursor = selectors.inbox_threads(org=connection.org, limit=3, cursor=cursor, **params)
+            seen.append([t.contact_name for t in page])
+            if not cursor:
+                return seen
+
+    assert pages(window=1000) == pages(window=0) == pages(window=4)

@@ -1,6 +1,7 @@
-from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 from django.utils import timezone
 
 from apps.core.models import OrgOwnedModel
@@ -123,7 +124,8 @@ class Message(OrgOwnedModel):
             ),
             # The open thread polls for what changed since its last look (new messages, ticks).
             models.Index(fields=["thread", "updated_at"], name="message_thread_updated"),
-            # Inbox search by message text: ILIKE '%words%' through trigrams (pg_trgm).
-            GinIndex(fields=["text"], opclasses=["gin_trgm_ops"], name="message_text_trgm"),
+            # Inbox search by message text through trigrams (pg_trgm). On UPPER(text) because that is
+            # what Django's `icontains` compares on PostgreSQL: UPPER(text) LIKE UPPER('%words%').
+            GinIndex(OpClass(Upper("text"), name="gin_trgm_ops"), name="message_text_upper_trgm"),
         ]
         ordering = ["created_at", "id"]
