@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - fixtures imported from tests.test_dashboard_support are parameters here, as pytest wants
 """Every dashboard URL of an organization, walked as each kind of visitor: strangers are sent to
 sign in, members of another organization get 404 (they must not learn what exists), operators get
 403 on admin actions, and another organization's objects are 404 even to an owner."""
@@ -102,7 +103,8 @@ def test_another_orgs_objects_are_a_404_even_for_an_owner(client, world, owner, 
 ADMIN_ROUTES = [r for r in ROUTES if r[3] == ADMIN]
 
 
-@pytest.mark.parametrize(("method", "name", "kwargs", "role"), ADMIN_ROUTES, ids=[f"{m} {n}" for m, n, _, _ in ADMIN_ROUTES])
+@pytest.mark.parametrize(("method", "name", "kwargs", "role"), ADMIN_ROUTES,
+                         ids=[f"{m} {n}" for m, n, _, _ in ADMIN_ROUTES])
 def test_admin_pages_and_actions_are_403_for_an_operator(client, world, operator, method, name, kwargs, role):
     response = _call(signed_in(client, operator), method, _url(name, world["mine"], kwargs))
 
@@ -110,7 +112,9 @@ def test_admin_pages_and_actions_are_403_for_an_operator(client, world, operator
     assert b"do this with your role" in response.content
 
 
-OPERATOR_PAGES = [r for r in ROUTES if r[3] == OPERATOR and r[0] == "get" and r[1] not in ("org-home", "thread-earlier")]
+# Pages an operator opens (the two that only redirect are left out).
+OPERATOR_PAGES = [r for r in ROUTES if r[3] == OPERATOR and r[0] == "get" and r[1] not in ("org-home",
+                                                                                           "thread-earlier")]
 
 
 @pytest.mark.parametrize(("method", "name", "kwargs", "role"), OPERATOR_PAGES, ids=[n for _, n, _, _ in OPERATOR_PAGES])
@@ -122,7 +126,8 @@ def test_operator_pages_work_for_an_operator(client, world, operator, method, na
 
 @pytest.mark.parametrize("name", ["thread", "connection", "agent", "webhook"])
 def test_a_malformed_id_is_a_404(client, owner, org, name):
-    response = signed_in(client, owner).get(org_url(name, org, **{f"{name.replace('webhook', 'event')}_id": "not-a-uuid"}))
+    key = f"{name.replace('webhook', 'event')}_id"
+    response = signed_in(client, owner).get(org_url(name, org, **{key: "not-a-uuid"}))
 
     assert response.status_code == 404
 

@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - fixtures imported from tests.test_dashboard_support are parameters here, as pytest wants
 """Agents: create, edit, delete (refused while assigned), the prompt preview, and the playground."""
 
 import pytest
@@ -20,7 +21,8 @@ def test_an_admin_creates_an_agent_and_the_slug_comes_from_the_name(client, admi
 
     agent = Agent.objects.get(org=org, slug="night-shift")
     assert response.status_code == 302 and response["Location"] == org_url("agent", org, agent_id=agent.pk)
-    assert (agent.model_provider, agent.model_name, agent.temperature, agent.max_tokens) == ("openai", "gpt-4o-mini", 0.3, 500)
+    model = (agent.model_provider, agent.model_name, agent.temperature, agent.max_tokens)
+    assert model == ("openai", "gpt-4o-mini", 0.3, 500)
     assert agent.tools == ["whatsapp.send", "whatsapp.getStatus"] and agent.fallback_text == "We'll be right back."
 
 
@@ -84,7 +86,9 @@ def test_operators_see_agents_but_not_the_admin_buttons(client, operator, org, a
 # --- Playground ------------------------------------------------------------------------------------
 
 
-def test_a_playground_message_is_stored_and_its_turn_queued(client, operator, org, agent, monkeypatch, django_capture_on_commit_callbacks):
+def test_a_playground_message_is_stored_and_its_turn_queued(
+    client, operator, org, agent, monkeypatch, django_capture_on_commit_callbacks
+):
     queued = []
     monkeypatch.setattr("apps.dashboard.views.agents.enqueue_playground_turn", queued.append)
 

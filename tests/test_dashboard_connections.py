@@ -1,7 +1,9 @@
+# ruff: noqa: F811 - fixtures imported from tests.test_dashboard_support are parameters here, as pytest wants
 """Connections: the Kapso setup link round trip, assigning agents, reconnecting, disconnecting."""
 
 import pytest
 
+from apps.dashboard.words import SETUP_ERRORS
 from apps.kapso.errors import KapsoError
 from apps.whatsapp import services as whatsapp
 from apps.whatsapp.models import ConnectionStatus, WhatsAppConnection
@@ -14,7 +16,6 @@ from tests.test_dashboard_support import (  # noqa: F401 - fixtures
     owner,
     signed_in,
 )
-from apps.dashboard.words import SETUP_ERRORS
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -53,7 +54,7 @@ def test_the_success_page_says_connecting_until_the_project_webhook_was_processe
     assert 'hx-trigger="every 2s"' in waiting.content.decode()
     body = done.content.decode()
     assert "+1 555-000-1111 is connected" in body and "every 2s" not in body  # polling stops
-    assert f"Agent for +1 555-000-1111" in body and agent.name in body
+    assert "Agent for +1 555-000-1111" in body and agent.name in body
 
 
 def test_the_success_page_tells_when_it_takes_long(client, admin, org):
@@ -78,7 +79,8 @@ def test_the_failure_page_explains_each_documented_error_code(client, admin, org
 def test_the_failure_page_copes_with_an_unknown_code(client, operator, org):
     response = signed_in(client, operator).get(org_url("connection-setup-failure", org), {"error_code": "new_thing"})
 
-    assert "Kapso did not say why" in response.content.decode() and ">Try again</button>" not in response.content.decode()
+    body = response.content.decode()
+    assert "Kapso did not say why" in body and ">Try again</button>" not in body
 
 
 def test_the_list_shows_status_environment_number_and_agent(client, operator, org, connection):

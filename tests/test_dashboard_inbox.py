@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - fixtures imported from tests.test_dashboard_support are parameters here, as pytest wants
 """The inbox and the thread page: what operators see, what they can do, and that it stays fast."""
 
 from datetime import timedelta
@@ -137,7 +138,9 @@ def test_the_inbox_never_shows_playground_threads_or_another_orgs(client, operat
     assert names == {"Maria Lopez"}
 
 
-def test_the_inbox_costs_the_same_queries_for_3_or_50_threads(client, operator, connection, django_assert_max_num_queries):
+def test_the_inbox_costs_the_same_queries_for_3_or_50_threads(
+    client, operator, connection, django_assert_max_num_queries
+):
     client = signed_in(client, operator)
     _threads(connection, 3)
     client.get(org_url("inbox", connection.org))  # warm the session
@@ -270,7 +273,8 @@ def test_updates_bring_new_messages_and_changed_ticks(client, operator, thread):
     Message.objects.filter(pk=sent.pk).update(status="delivered", updated_at=timezone.now())
     new = add_message(thread, "Thanks!")
 
-    response = client.get(org_url("thread-updates", thread.org, thread_id=thread.pk), {"since": since.isoformat()}, **HTMX)
+    url = org_url("thread-updates", thread.org, thread_id=thread.pk)
+    response = client.get(url, {"since": since.isoformat()}, **HTMX)
 
     body = response.content.decode()
     assert f'id="m-{new.pk}"' in body and f'id="m-{sent.pk}"' in body and 'title="Delivered"' in body
@@ -295,7 +299,8 @@ def test_earlier_messages_load_on_demand(client, operator, thread):
     page = client.get(org_url("thread", thread.org, thread_id=thread.pk))
     earlier = page.context["earlier"]
 
-    response = client.get(org_url("thread-earlier", thread.org, thread_id=thread.pk), {"before": earlier.isoformat()}, **HTMX)
+    url = org_url("thread-earlier", thread.org, thread_id=thread.pk)
+    response = client.get(url, {"before": earlier.isoformat()}, **HTMX)
 
     body = response.content.decode()
     assert "Message 09" in body and "Hello, is my order on its way?" in body and "Message 10" not in body

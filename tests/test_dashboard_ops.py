@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - fixtures imported from tests.test_dashboard_support are parameters here, as pytest wants
 """Operations pages: webhook deliveries (and reprocessing), API keys, members and invitations,
 signing in, password reset, and choosing an organization."""
 
@@ -128,7 +129,8 @@ def test_a_revoked_key_stops_working(client, admin, org):
 
 
 def test_an_admin_invites_by_email_with_a_one_time_link(client, admin, org):
-    signed_in(client, admin).post(org_url("member-invite", org), {"email": "New.Person@Example.com", "role": "operator"})
+    invite = {"email": "New.Person@Example.com", "role": "operator"}
+    signed_in(client, admin).post(org_url("member-invite", org), invite)
 
     invitation = Invitation.objects.get(org=org)
     assert invitation.email == "new.person@example.com" and invitation.role == "operator"
@@ -249,7 +251,8 @@ def test_a_wrong_password_says_what_to_do(client, org):
 
     response = client.post("/login/", {"username": "mia@acme.test", "password": "nope"})
 
-    assert "don&#x27;t match an account" in response.content.decode() and "reset your password" in response.content.decode()
+    body = response.content.decode()
+    assert "don&#x27;t match an account" in body and "reset your password" in body
 
 
 def test_sign_out_is_a_post(client, operator):
@@ -266,7 +269,8 @@ def test_password_reset_mails_a_link_that_sets_a_new_password(client, org):
     client.post("/password-reset/", {"email": "mia@acme.test"})
     link = re.search(r"https?://[^/]+(/password-reset/\S+/\S+/)", mail.outbox[0].body).group(1)
     form = client.get(link, follow=True)
-    client.post(form.redirect_chain[-1][0], {"new_password1": "brand new secret 42", "new_password2": "brand new secret 42"})
+    new = "brand new secret 42"
+    client.post(form.redirect_chain[-1][0], {"new_password1": new, "new_password2": new})
 
     user.refresh_from_db()
     assert user.check_password("brand new secret 42")

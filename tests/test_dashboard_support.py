@@ -86,7 +86,8 @@ def make_event(org, connection, *, result="processed", kind="messages", event="w
 
 
 def make_invitation(org, email="new.person@example.com", role=Role.OPERATOR, raw="raw-token"):
-    return Invitation.objects.create(org=org, email=email, role=role, hashed_token=Invitation.hash_token(raw + str(org.pk)),
+    return Invitation.objects.create(org=org, email=email, role=role,
+                                     hashed_token=Invitation.hash_token(raw + str(org.pk)),
                                      expires_at=timezone.now() + timedelta(days=7))
 
 

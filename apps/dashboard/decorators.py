@@ -5,6 +5,7 @@ from functools import wraps
 
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django_htmx.http import HttpResponseClientRedirect
 
 from apps.orgs.access import get_membership_or_404, require_role
@@ -41,3 +42,11 @@ def org_view(role: str = Role.OPERATOR) -> Callable:
         return wrapper
 
     return decorate
+
+
+def safe_next(request: HttpRequest, fallback: str) -> str:
+    """The `next` a form posted, if it points into this site; else `fallback` (no open redirects)."""
+    candidate = request.POST.get("next") or ""
+    if candidate and url_has_allowed_host_and_scheme(candidate, {request.get_host()}, request.is_secure()):
+        return candidate
+    return fallback

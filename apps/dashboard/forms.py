@@ -26,7 +26,9 @@ class EmailAuthenticationForm(AuthenticationForm):
     """Sign in with email and password. Accounts use the email as their username, but an older
     account may not: the email is looked up first, case-insensitively."""
 
-    username = forms.EmailField(label="Email", widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}))
+    username = forms.EmailField(
+        label="Email", widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"})
+    )
 
     def clean(self):
         email = self.cleaned_data.get("username")
@@ -50,7 +52,9 @@ class ConnectForm(forms.Form):
 
 
 class AssignAgentForm(forms.Form):
-    agent = forms.ModelChoiceField(queryset=Agent.objects.none(), required=False, empty_label="No agent (people answer)")
+    agent = forms.ModelChoiceField(
+        queryset=Agent.objects.none(), required=False, empty_label="No agent (people answer)"
+    )
 
     def __init__(self, *args, org, **kwargs):
         super().__init__(*args, **kwargs)
@@ -68,7 +72,9 @@ class AgentForm(forms.Form):
         label="Instructions (system prompt)",
     )
     model_provider = forms.ChoiceField(choices=[(p, PROVIDER_LABELS.get(p, p)) for p in PROVIDERS], label="Provider")
-    model_name = forms.CharField(max_length=100, label="Model", help_text="For example gpt-4o-mini, claude-sonnet-4-5 or grok-4-1-fast.")
+    model_name = forms.CharField(
+        max_length=100, label="Model", help_text="For example gpt-4o-mini, claude-sonnet-4-5 or grok-4-1-fast."
+    )
     temperature = forms.FloatField(
         required=False, min_value=0, max_value=2,
         help_text="0 = predictable, 1 = varied. Empty uses the model's default.",

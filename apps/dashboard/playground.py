@@ -120,4 +120,6 @@ def playground_reset(*, thread: Thread) -> None:
     with transaction.atomic():
         AgentRun.objects.filter(thread=thread).delete()
         Message.objects.filter(thread=thread).delete()
-        Thread.objects.filter(pk=thread.pk).update(last_inbound_at=None, last_message_at=None, updated_at=timezone.now())
+        Thread.objects.filter(pk=thread.pk).update(
+            last_inbound_at=None, last_message_at=None, updated_at=timezone.now()
+        )

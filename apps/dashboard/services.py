@@ -64,7 +64,9 @@ def invitation_accept(*, invitation: Invitation, user) -> Membership:
         locked = Invitation.objects.select_for_update().get(pk=invitation.pk)
         if locked.accepted_at is not None or locked.expires_at <= timezone.now():
             raise MemberChangeRefused("This invitation was already used or has expired. Ask for a new one.")
-        membership, created = Membership.objects.get_or_create(user=user, org=locked.org, defaults={"role": locked.role})
+        membership, _ = Membership.objects.get_or_create(
+            user=user, org=locked.org, defaults={"role": locked.role}
+        )
         locked.accepted_at, locked.accepted_by = timezone.now(), user
         locked.save(update_fields=["accepted_at", "accepted_by", "updated_at"])
     return membership

@@ -51,7 +51,9 @@ org_patterns = [
     path("connections/<str:connection_id>/agent/", connections.connection_assign_agent, name="connection-agent"),
     path("connections/<str:connection_id>/switch/", connections.connection_switch, name="connection-switch"),
     path("connections/<str:connection_id>/reconnect/", connections.connection_reconnect, name="connection-reconnect"),
-    path("connections/<str:connection_id>/disconnect/", connections.connection_disconnect, name="connection-disconnect"),
+    path(
+        "connections/<str:connection_id>/disconnect/", connections.connection_disconnect, name="connection-disconnect"
+    ),
     # Agents
     path("agents/", agents.agent_list, name="agents"),
     path("agents/new/", agents.agent_new, name="agent-new"),

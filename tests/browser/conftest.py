@@ -20,7 +20,7 @@ import redis
 from django.conf import settings
 
 from apps.kapso.signatures import sign
-from tests.e2e.conftest import ROOT, BIN, Process, database_url, wait_until
+from tests.e2e.conftest import BIN, ROOT, Process, database_url, wait_until
 from tests.factories import compact
 from tests.fakes.kapso_server import FakeKapso
 
@@ -77,7 +77,8 @@ class HostedKapso(FakeKapso):
         if link is None:
             return self._answer(handler, 404, "<h1>This setup link does not exist</h1>")
         html = f"""<!doctype html><html><head><meta name=viewport content="width=device-width">
-        <title>Kapso setup (stand-in)</title></head><body style="font-family:sans-serif;max-width:30rem;margin:3rem auto">
+        <title>Kapso setup (stand-in)</title></head>
+        <body style="font-family:sans-serif;max-width:30rem;margin:3rem auto">
         <h1>Connect WhatsApp</h1><p>Kapso's hosted setup page, as a local stand-in.</p>
         <form method=post action="/whatsapp/setup/{token}/complete"><button>Connect {DISPLAY_NUMBER}</button></form>
         <form method=post action="/whatsapp/setup/{token}/fail"><button>Cancel Facebook sign-in</button></form>

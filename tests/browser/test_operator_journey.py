@@ -36,7 +36,9 @@ def sign_in(page, email: str) -> None:
     page.get_by_role("button", name="Sign in").click()
 
 
-def test_an_operator_connects_a_number_and_runs_a_conversation_live(browser_page, live_server, kapso_standin, worker, team):
+def test_an_operator_connects_a_number_and_runs_a_conversation_live(
+    browser_page, live_server, kapso_standin, worker, team
+):
     page, fake = browser_page, kapso_standin
     org, owner, agent = team
 
@@ -167,8 +169,9 @@ def test_the_main_pages_render_for_the_screenshots(browser_page, live_server, ka
 
     from tests.factories import make_thread
 
-    for i, (name, text) in enumerate([("Maria Lopez", "Do you ship to Canada?"), ("Ken Adams", "My package arrived broken"),
-                                      ("", "Hello?"), ("Priya Shah", "Can I change my delivery address?")]):
+    contacts = [("Maria Lopez", "Do you ship to Canada?"), ("Ken Adams", "My package arrived broken"),
+                ("", "Hello?"), ("Priya Shah", "Can I change my delivery address?")]
+    for i, (name, text) in enumerate(contacts):
         thread = make_thread(connection, phone=f"+1555010{i:04d}", contact_name=name, last_inbound_at=timezone.now(),
                              last_message_at=timezone.now())
         add_message(thread, text)
@@ -227,8 +230,9 @@ def test_the_main_pages_render_for_the_screenshots(browser_page, live_server, ka
     screenshot(page, "21-setup-failure")
 
     restore = at_width(page, 390)
-    for path, name in [("/o/acme/connections/", "22-connections-phone"), (f"/o/acme/agents/{agent.pk}/", "23-agent-phone"),
-                       ("/o/acme/webhooks/", "24-deliveries-phone"), ("/o/acme/members/", "25-members-phone")]:
+    phone_pages = [("/o/acme/connections/", "22-connections-phone"), (f"/o/acme/agents/{agent.pk}/", "23-agent-phone"),
+                   ("/o/acme/webhooks/", "24-deliveries-phone"), ("/o/acme/members/", "25-members-phone")]
+    for path, name in phone_pages:
         page.goto(path)
         screenshot(page, name, full_page=True)
     restore()

@@ -17,7 +17,7 @@ from apps.webhooks.models import WebhookEvent
 from apps.whatsapp import services as whatsapp
 from apps.whatsapp.models import ConnectionStatus, WhatsAppConnection
 
-from ..decorators import org_view
+from ..decorators import org_view, safe_next
 from ..forms import AssignAgentForm, ConnectForm
 from ..words import SETUP_ERRORS
 
@@ -175,7 +175,7 @@ def connection_switch(request: HttpRequest, connection_id: str) -> HttpResponse:
 def _agent_control(request: HttpRequest, connection: WhatsAppConnection, saved: str) -> HttpResponse:
     if not request.htmx:
         messages.success(request, saved)
-        return redirect(request.POST.get("next") or reverse("connections", kwargs={"org_slug": request.org.slug}))
+        return redirect(safe_next(request, reverse("connections", kwargs={"org_slug": request.org.slug})))
     agents = list(Agent.objects.filter(org=request.org).order_by("name"))
     return render(request, "dashboard/connections.html#agent_control",
                   {"connection": connection, "agents": agents, "saved": saved})
@@ -204,7 +204,8 @@ def connection_disconnect(request: HttpRequest, connection_id: str) -> HttpRespo
     problem = whatsapp.connection_disconnect(connection=connection)
     if problem:
         messages.warning(request, f"{connection} is disconnected in Switchboard, but Kapso could not be told "
-                                  f"({problem}). Its messages may keep arriving in the inbox, but replies cannot be sent.")
+                                  f"({problem}). Its messages may keep arriving in the inbox, but replies cannot "
+                                  "be sent.")
     else:
         messages.success(request, f"{connection} is disconnected. Reconnect it any time.")
     return redirect("connection", org_slug=request.org.slug, connection_id=connection.pk)

@@ -128,7 +128,9 @@ def thread_reply(request: HttpRequest, thread_id: str) -> HttpResponse:
     else:
         try:
             rows = conversation_services.operator_reply_checked(
-                thread=thread, text=form.cleaned_data["text"], sent_by=request.user.get_full_name() or request.user.email)
+                thread=thread, text=form.cleaned_data["text"],
+                sent_by=request.user.get_full_name() or request.user.email,
+            )
         except conversation_services.ReplyRefused as refused:
             error = str(refused)
         else:

@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -17,7 +18,7 @@ from apps.webhooks import services as webhooks
 from apps.webhooks.models import ProcessingResult, WebhookEvent
 
 from .. import services
-from ..decorators import org_view
+from ..decorators import org_view, safe_next
 from ..forms import ApiKeyForm, InviteForm, RoleForm
 
 DELIVERIES_PAGE_SIZE = 50
@@ -69,10 +70,11 @@ def webhook_reprocess(request: HttpRequest, event_id: str) -> HttpResponse:
     else:
         result = webhooks.event_reprocess(event=event)
         words = {ProcessingResult.PENDING: "queued; it will be processed in a moment",
-                 ProcessingResult.PROCESSED: "processed", ProcessingResult.IGNORED: "ignored (an event Switchboard does not use)",
+                 ProcessingResult.PROCESSED: "processed",
+                 ProcessingResult.IGNORED: "ignored (an event Switchboard does not use)",
                  ProcessingResult.FAILED: "still failing — see the reason on the delivery"}
         messages.success(request, f"The {event.event} delivery was {words.get(result, result)}.")
-    return redirect(request.POST.get("next") or f"/o/{request.org.slug}/webhooks/{event.pk}/")
+    return redirect(safe_next(request, reverse("webhook", kwargs={"org_slug": request.org.slug, "event_id": event.pk})))
 
 
 # --- API keys -------------------------------------------------------------------------------------
@@ -108,7 +110,8 @@ def api_key_revoke(request: HttpRequest, key_id: str) -> HttpResponse:
 @require_GET
 @org_view()
 def member_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "dashboard/members.html", _members_context(request, InviteForm(inviter_role=request.membership.role)))
+    form = InviteForm(inviter_role=request.membership.role)
+    return render(request, "dashboard/members.html", _members_context(request, form))
 
 
 def _members_context(request: HttpRequest, form: InviteForm) -> dict:
@@ -130,7 +133,8 @@ def member_invite(request: HttpRequest) -> HttpResponse:
         except services.MemberChangeRefused as refused:
             form.add_error("email", str(refused))
         else:
-            messages.success(request, f"Invitation sent to {form.cleaned_data['email']}. The link works once, for 7 days.")
+            messages.success(request, f"Invitation sent to {form.cleaned_data['email']}. "
+                                      "The link works once, for 7 days.")
             return redirect("members", org_slug=request.org.slug)
     return render(request, "dashboard/members.html", _members_context(request, form), status=400)
 

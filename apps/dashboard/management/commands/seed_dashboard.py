@@ -24,8 +24,9 @@ FIRST = ["Maria", "John", "Priya", "Ken", "Aisha", "Lucas", "Mei", "Omar", "Sofi
 LAST = ["Lopez", "Smith", "Shah", "Adams", "Khan", "Silva", "Chen", "Haddad", "Rossi", "Petrov", "Martin", "Garcia",
         "Ali", "Brown", "Sato", "Muller", "Patel", "Novak", "Jones", "Okafor"]
 OPENERS = ["Hi", "Hello", "Good morning", "Hey there", "Thanks", "Sorry", "Quick question", "Hola", "Hi again", "Ok"]
-TOPICS = ["where is my order", "can I change the delivery address", "do you ship to Canada", "my package arrived broken",
-          "how do I return an item", "is this in stock", "what are your opening hours", "can I pay by card",
+TOPICS = ["where is my order", "can I change the delivery address", "do you ship to Canada",
+          "my package arrived broken", "how do I return an item", "is this in stock", "what are your opening hours",
+          "can I pay by card",
           "I need an invoice", "the tracking link does not work", "can I cancel my order", "do you have a discount",
           "what size should I take", "the app shows an error", "I was charged twice"]
 
@@ -34,7 +35,8 @@ INSERT INTO conversations_thread (id, org_id, connection_id, playground_agent_id
     contact_name, kapso_conversation_id, handoff, last_inbound_at, last_message_at, created_at, updated_at)
 SELECT gen_random_uuid(), %(org)s, (%(connections)s::uuid[])[1 + i %% %(n_connections)s], NULL,
        'whatsapp:+1555' || lpad(i::text, 7, '0'), '+1555' || lpad(i::text, 7, '0'),
-       CASE WHEN i %% 17 = 0 THEN '' ELSE (%(first)s::text[])[1 + i %% 20] || ' ' || (%(last)s::text[])[1 + (i / 20) %% 20] END,
+       CASE WHEN i %% 17 = 0 THEN ''
+            ELSE (%(first)s::text[])[1 + i %% 20] || ' ' || (%(last)s::text[])[1 + (i / 20) %% 20] END,
        '', CASE WHEN i %% 10 = 0 THEN 'human' ELSE 'agent' END,
        now() - i * interval '53 seconds', now() - i * interval '53 seconds', now() - interval '60 days', now()
 FROM generate_series(1, %(threads)s) AS i
