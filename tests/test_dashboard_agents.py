@@ -68,11 +68,18 @@ def test_an_assigned_agent_is_not_deleted_and_the_page_says_why(client, admin, o
 
 def test_an_unassigned_agent_is_deleted_with_its_playground(client, admin, org):
     agent = make_agent(org)
-    signed_in(client, admin).get(org_url("agent", org, agent_id=agent.pk))  # creates the playground thread
+    playground.playground_say(thread=playground.playground_thread(agent=agent, user=admin), text="hi")
 
     signed_in(client, admin).post(org_url("agent-delete", org, agent_id=agent.pk))
 
     assert not Agent.objects.filter(pk=agent.pk).exists() and not Thread.objects.exists()
+
+
+def test_looking_at_an_agent_creates_no_playground(client, operator, org, agent):
+    signed_in(client, operator).get(org_url("agent", org, agent_id=agent.pk))
+    client.get(org_url("playground-updates", org, agent_id=agent.pk), **HTMX)
+
+    assert not Thread.objects.exists()
 
 
 def test_operators_see_agents_but_not_the_admin_buttons(client, operator, org, agent):

@@ -47,8 +47,13 @@ class PlaygroundLine:
     agent_enabled: bool = True
 
 
+def playground_thread_find(*, agent: Agent, user) -> Thread | None:
+    """The user's playground thread with this agent, if they have used it (reading creates nothing)."""
+    return Thread.objects.filter(playground_agent=agent, external_id=f"playground:{user.pk}").first()
+
+
 def playground_thread(*, agent: Agent, user) -> Thread:
-    """The user's own playground thread with this agent."""
+    """The user's own playground thread with this agent, created on first use."""
     name = (user.get_full_name() or user.email or "Playground").strip()
     thread, _ = Thread.objects.get_or_create(
         org_id=agent.org_id, playground_agent=agent, external_id=f"playground:{user.pk}",

@@ -114,10 +114,10 @@ def agent_delete(request: HttpRequest, agent_id: str) -> HttpResponse:
 @org_view()
 def agent_detail(request: HttpRequest, agent_id: str) -> HttpResponse:
     agent = _agent(request, agent_id)
-    thread = playground.playground_thread(agent=agent, user=request.user)
-    items, earlier = selectors.thread_stream(thread=thread)
+    thread = playground.playground_thread_find(agent=agent, user=request.user)
+    items = selectors.thread_stream(thread=thread)[0] if thread else []
     context = {
-        "agent": agent, "thread": thread, "items": items, "earlier": earlier,
+        "agent": agent, "items": items,
         "connections": list(agent.connections.all()), "tools": all_tools(),
         "since": (timezone.now() - timedelta(seconds=15)).isoformat(),
         "thinking": _thinking(items), "form": PlaygroundForm(),
@@ -146,10 +146,10 @@ def playground_send(request: HttpRequest, agent_id: str) -> HttpResponse:
 @org_view()
 def playground_updates(request: HttpRequest, agent_id: str) -> HttpResponse:
     agent = _agent(request, agent_id)
-    thread = playground.playground_thread(agent=agent, user=request.user)
+    thread = playground.playground_thread_find(agent=agent, user=request.user)
     since, now = parse_since(request), timezone.now()
-    items = selectors.stream_changes(thread=thread, since=since)
-    last = thread.messages.order_by("-created_at").only("direction", "created_at").first()
+    items = selectors.stream_changes(thread=thread, since=since) if thread else []
+    last = thread.messages.order_by("-created_at").only("direction", "created_at").first() if thread else None
     return stream_response(request, items, poll_url=request.path, now=now,
                            thinking=last is not None and _waiting_for_answer(last))
 
@@ -158,7 +158,9 @@ def playground_updates(request: HttpRequest, agent_id: str) -> HttpResponse:
 @org_view()
 def playground_reset(request: HttpRequest, agent_id: str) -> HttpResponse:
     agent = _agent(request, agent_id)
-    playground.playground_reset(thread=playground.playground_thread(agent=agent, user=request.user))
+    thread = playground.playground_thread_find(agent=agent, user=request.user)
+    if thread is not None:
+        playground.playground_reset(thread=thread)
     return redirect("agent", org_slug=request.org.slug, agent_id=agent.pk)
 
 
