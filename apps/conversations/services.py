@@ -85,13 +85,30 @@ def inbound_messages_record(
         )
         by_thread.setdefault(ref.id, (ref, []))[1].append(row)
     rows = [row for _, thread_rows in by_thread.values() for row in thread_rows]
-    Message.objects.bulk_create(rows, ignore_conflicts=True)
-    # Our ids were generated here, so the ones that exist now are exactly the rows that were new.
-    new_ids = set(Message.objects.filter(pk__in=[r.id for r in rows]).values_list("id", flat=True))
+    new_ids = _insert_new(rows)
     return {
         thread_id: (ref, [r.id for r in thread_rows if r.id in new_ids])
         for thread_id, (ref, thread_rows) in by_thread.items()
     }
+
+
+def _insert_new(rows: list[Message]) -> set[uuid.UUID]:
+    """What bulk_create(rows, ignore_conflicts=True) does — the same INSERT … ON CONFLICT DO
+    NOTHING with the same values, every concrete field — plus RETURNING id, which tells the rows
+    that were new in the same round trip (the ORM cannot return rows from an ignoring insert)."""
+    fields = [f for f in Message._meta.concrete_fields if not f.generated]
+    columns = ", ".join(db.ops.quote_name(f.column) for f in fields)
+    row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    new: set[uuid.UUID] = set()
+    for start in range(0, len(rows), 1000):  # PostgreSQL takes at most 65,535 parameters
+        batch = rows[start : start + 1000]
+        params = [f.get_db_prep_save(f.pre_save(row, add=True), db) for row in batch for f in fields]
+        sql = (f"INSERT INTO {db.ops.quote_name(Message._meta.db_table)} ({columns}) "
+               f"VALUES {', '.join([row_sql] * len(batch))} ON CONFLICT DO NOTHING RETURNING id")
+        with db.cursor() as cursor:
+            cursor.execute(sql, params)
+            new.update(row[0] for row in cursor.fetchall())
+    return new
 
 
 # --- Delivery status ---------------------------------------------------------------------------
