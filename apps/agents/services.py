@@ -25,23 +25,28 @@ from .models import Agent, AgentRun, RunStatus, ToolCall
 logger = logging.getLogger(__name__)
 MAX_RUN_ATTEMPTS = 3
 
-# Create the thread's pending run, or join the one that exists. Raw SQL: the ORM cannot target a
-# partial unique index in ON CONFLICT. `xmax = 0` is true only for a freshly inserted row.
+# Create the thread's pending run, or join the one that exists, and attach the new messages to it:
+# one statement, one round trip. Raw SQL: the ORM cannot target a partial unique index in ON
+# CONFLICT. `xmax = 0` is true only for a freshly inserted row.
 _RUN_UPSERT = """
-INSERT INTO agents_agentrun
-    (id, org_id, thread_id, agent_id, status, attempts, error, input_tokens, output_tokens, created_at, updated_at)
-VALUES (%s, %s, %s, %s, 'pending', 0, '', 0, 0, now(), now())
-ON CONFLICT (thread_id) WHERE status = 'pending' DO UPDATE SET updated_at = now()
-RETURNING id, (xmax = 0)
+WITH run AS (
+    INSERT INTO agents_agentrun
+        (id, org_id, thread_id, agent_id, status, attempts, error, input_tokens, output_tokens, created_at, updated_at)
+    VALUES (%s, %s, %s, %s, 'pending', 0, '', 0, 0, now(), now())
+    ON CONFLICT (thread_id) WHERE status = 'pending' DO UPDATE SET updated_at = now()
+    RETURNING id, (xmax = 0) AS created
+), attached AS (
+    UPDATE conversations_message SET run_id = (SELECT id FROM run) WHERE id = ANY(%s)
+)
+SELECT id, created FROM run
 """
 
 
 def run_request(*, org_id, thread_id, agent_id, message_ids: list[uuid.UUID]) -> uuid.UUID:
     """Attach new inbound messages to the thread's pending run; enqueue it after commit if new."""
     with db.cursor() as cursor:
-        cursor.execute(_RUN_UPSERT, [uuid.uuid4(), org_id, thread_id, agent_id])
+        cursor.execute(_RUN_UPSERT, [uuid.uuid4(), org_id, thread_id, agent_id, list(message_ids)])
         run_id, created = cursor.fetchone()
-    Message.objects.filter(pk__in=message_ids).update(run_id=run_id)
     if created:
         transaction.on_commit(lambda: enqueue_run(run_id))
     return run_id
