@@ -57,6 +57,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--only", choices=sorted(TARGETS), help="measure one endpoint only")
     p.add_argument("--profile", action="store_true", help="after the rounds, one extra Switchboard run under py-spy")
     p.add_argument("--profile-idle", action="store_true", help="profile wall time (I/O waits too), not only CPU")
+    p.add_argument("--inprocess", type=int, metavar="N", default=0,
+                   help="no server: N requests per endpoint through Django's handler in this process, "
+                        "reporting CPU and queries per request (steady on a busy machine)")
     p.add_argument("--no-record", action="store_true", help="do not append to benchmarks/results.jsonl")
     return p.parse_args()
 
@@ -193,11 +196,77 @@ def worker_boots(log: Path, since: int) -> tuple[int, int]:
     return text.count("Booting worker", since), len(text)
 
 
+# --- in process ----------------------------------------------------------------------------------
+
+
+def inprocess(args, deliveries: Deliveries, work: Path) -> None:
+    """CPU and queries per request of each endpoint, through Django's full handler, no network."""
+    from django.db import connection
+    from django.test import Client
+
+    client = Client(HTTP_HOST="127.0.0.1")
+    figures = {}
+    for r in range(1, args.rounds + 1):
+        for target in ([args.only] if args.only else ["baseline", "switchboard"]):
+            file = work / f"inproc-{target}.tsv"
+            deliveries.write(file, target, args.inprocess + 50)
+            lines = [line.rstrip("\n").split("\t", 3) for line in file.open()]
+            file.unlink()
+
+            def post(rows, client=client, target=target):
+                for path, key, sig, body in rows:
+                    response = client.generic(
+                        "POST", path, body, content_type="application/json",
+                        HTTP_X_WEBHOOK_EVENT="whatsapp.message.received", HTTP_X_WEBHOOK_SIGNATURE=sig,
+                        HTTP_X_IDEMPOTENCY_KEY=key, HTTP_X_WEBHOOK_PAYLOAD_VERSION="v2")
+                    if response.status_code != 200:
+                        raise SystemExit(f"{target}: {response.status_code} {response.content[:300]!r}")
+
+            post(lines[:49])
+            queries: list[str] = []
+            with connection.execute_wrapper(lambda ex, sql, params, many, ctx, log=queries: log.append(sql) or
+                                            ex(sql, params, many, ctx)):
+                post(lines[49:50])
+            rows = lines[50:]
+            t0, c0 = time.perf_counter(), os.times()
+            post(rows)
+            t1, c1 = time.perf_counter(), os.times()
+            n = len(rows)
+            fig = {"wall_ms": round(1000 * (t1 - t0) / n, 3),
+                   "cpu_ms": round(1000 * ((c1.user - c0.user) + (c1.system - c0.system)) / n, 3),
+                   "user_ms": round(1000 * (c1.user - c0.user) / n, 3), "queries": len(queries),
+                   "sql": [" ".join(q.split())[:90] for q in queries]}
+            figures.setdefault(target, []).append(fig)
+            print(f"  round {r} {target:11s} CPU {fig['cpu_ms']:.3f} ms/req (user {fig['user_ms']:.3f}), "
+                  f"wall {fig['wall_ms']:.3f} ms/req, {fig['queries']} queries (+ BEGIN/COMMIT, health check)")
+    summary = {t: {"cpu_ms": median([f["cpu_ms"] for f in fs]), "wall_ms": median([f["wall_ms"] for f in fs]),
+                   "queries": fs[0]["queries"], "sql": fs[0]["sql"]} for t, fs in figures.items()}
+    print()
+    print_table(["endpoint", "CPU ms/req", "wall ms/req", "queries"],
+                [[t, s["cpu_ms"], s["wall_ms"], s["queries"]] for t, s in summary.items()])
+    for t, s in summary.items():
+        print(f"\n{t} queries:\n  " + "\n  ".join(s["sql"]))
+    if "baseline" in summary and "switchboard" in summary:
+        ratio = summary["switchboard"]["cpu_ms"] / summary["baseline"]["cpu_ms"]
+        print(f"\nCPU per request, Switchboard / baseline: {ratio:.2f}×")
+    if not args.no_record:
+        common.append_result("ack-inprocess", {"summary": summary, "runs": figures},
+                             settings={"requests": args.inprocess, "rounds": args.rounds})
+
+
 # --- main ------------------------------------------------------------------------------------------
 
 
 def main() -> None:
     args = parse_args()
+    if args.inprocess:
+        work = Path(tempfile.mkdtemp(prefix="sb_bench_ack_"))
+        common.db_recreate(args.db)
+        common.migrate(args.db)
+        common.django_setup(args.db, BENCH_BASELINE_SECRET=BASELINE_SECRET)
+        common.redis_flush()
+        inprocess(args, Deliveries(seed(args.existing_threads), args.new_share), work)
+        return
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install -y wrk")
     pool = args.pool or max(20000, 6000 * args.duration)
