@@ -339,8 +339,8 @@ def pg_backend_pids(db: str) -> list[int]:
 
 class CpuMeter:
     """CPU used during a window by: our process trees, PostgreSQL, Redis, and the whole box.
-    `postgres` is the backends of our database alive at the start or the end of the window (a
-    connection opened and closed in between is missed); `postgres_all` is the whole cluster,
+    `postgres` is the backends of our database alive at both ends of the window (a connection
+    opened or closed in between is missed); `postgres_all` is the whole cluster,
     exited backends included, so other people's databases too. `foreign` is what the rest of the
     machine (other people's work) used meanwhile."""
 
@@ -351,8 +351,7 @@ class CpuMeter:
     def _sample(self) -> dict[str, float]:
         sample = {name: tree_cpu(pid) for name, pid in self.trees.items()}
         if self.db:
-            self._pg_pids = getattr(self, "_pg_pids", set()) | set(pg_backend_pids(self.db))
-            sample["postgres"] = sum(proc_cpu(p) for p in self._pg_pids)
+            sample["_pg"] = {p: proc_cpu(p) for p in pg_backend_pids(self.db)}
             if self.postmaster:
                 sample["postgres_all"] = tree_cpu(self.postmaster)
             sample["_sessions"] = pg_sessions(self.db)
@@ -370,7 +369,10 @@ class CpuMeter:
         self.end = self._sample()
 
     def report(self, extra_cpu: dict[str, float] | None = None) -> dict[str, float]:
+        start_pg, end_pg = self.start.pop("_pg", None), self.end.pop("_pg", None)
         d = {k: self.end[k] - self.start.get(k, 0.0) for k in self.end}
+        if start_pg is not None and end_pg is not None:
+            d["postgres"] = sum(end_pg[p] - start_pg[p] for p in end_pg.keys() & start_pg.keys())
         wall = d.pop("_wall")
         busy, total = d.pop("_busy"), d.pop("_total")
         sessions = d.pop("_sessions", None)
