@@ -1,23 +1,31 @@
 """Faults that need no real processes: regressions for bugs the end-to-end fault suite found, and
 hostile input fuzzed through the Django test client."""
 
+import copy
+import json
 import time
+import uuid
 from datetime import timedelta
 from types import SimpleNamespace
 
+import hypothesis
 import psycopg
 import pytest
 from celery import signals
 from django.db import OperationalError
 from django.db import connection as db
 from django.utils import timezone
+from hypothesis import HealthCheck, given
+from hypothesis import strategies as st
 
 from apps.agents.models import AgentRun
 from apps.conversations import selectors, services
 from apps.conversations.models import Message
 from apps.conversations.tasks import outbox_drain
 from apps.kapso import client as kapso_client
+from apps.kapso.signatures import sign
 from tests.factories import make_thread
+from tests.fakes.kapso_server import fixture
 
 pytestmark = pytest.mark.django_db
 
@@ -113,3 +121,158 @@ def test_a_send_kapso_never_confirms_fails_after_the_attempts_are_used_up(kapso,
     message.refresh_from_db()
     assert (message.status, message.error_code) == ("failed", "no_answer")
     assert "did not confirm" in message.error_text and kapso.sent == []
+
+
+# --- Hostile input -----------------------------------------------------------------------------------
+# Both receivers, through the Django test client: whatever arrives, never a 500, never a row stored
+# without a valid signature, and a refused body changes nothing.
+
+FUZZ = hypothesis.settings(max_examples=150, deadline=None, derandomize=True,
+                           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+NASTY_TEXT = st.sampled_from(["", "\x00", "a\x00b", "\ud800", "x\udfffy", "\u202e", "💥" * 50, "' OR 1=1 --",
+                              "9" * 5000, "+1 (555) 123-4567", "{{organizationName}}", "\n\r\t"])
+TEXT = st.text(max_size=40) | NASTY_TEXT
+LEAF = (st.none() | st.booleans() | st.integers(min_value=-(2**80), max_value=2**80)
+        | st.floats(allow_nan=False, allow_infinity=False) | TEXT)
+JSON = st.recursive(LEAF, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
+                    max_leaves=25)
+MESSAGE_EVENTS = ["whatsapp.message.received", "whatsapp.message.sent", "whatsapp.message.delivered",
+                  "whatsapp.message.read", "whatsapp.message.failed", "whatsapp.conversation.created"]
+EVENT = st.sampled_from(MESSAGE_EVENTS + ["whatsapp.phone_number.created", "whatsapp.phone_number.deleted"]) | st.text(
+    alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40)
+MESSAGE_FIXTURES = ["whatsapp.message.received__text", "whatsapp.message.received__image",
+                    "whatsapp.message.received__button_reply", "whatsapp.message.received__audio_transcript",
+                    "whatsapp.message.received__batch", "whatsapp.message.sent__text",
+                    "whatsapp.message.sent__business_app", "whatsapp.message.delivered__text",
+                    "whatsapp.message.read__text", "whatsapp.message.failed__131047"]
+PROJECT_FIXTURES = ["whatsapp.phone_number.created", "whatsapp.phone_number.deleted"]
+
+
+def _encode(value) -> bytes:
+    # ASCII escapes, so lone surrogates and NULs arrive as the \\uXXXX a JSON encoder would send.
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _paths(value, prefix=()):
+    """Every place in a payload where a fuzzed value can go."""
+    yield prefix
+    if isinstance(value, dict):
+        for key, child in value.items():
+            yield from _paths(child, (*prefix, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            yield from _paths(child, (*prefix, index))
+
+
+def _mutate(payload, data, *, keep=()):
+    """Replace or delete a few parts of a documented payload (never the paths in `keep`)."""
+    for _ in range(data.draw(st.integers(min_value=1, max_value=4))):
+        paths = [p for p in _paths(payload) if p and p not in keep and not any(p[: len(k)] == k for k in keep)]
+        if not paths:
+            break
+        path = data.draw(st.sampled_from(paths))
+        parent = payload
+        for step in path[:-1]:
+            parent = parent[step]
+        if data.draw(st.booleans()) and isinstance(parent, dict):
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = data.draw(JSON)
+    return payload
+
+
+def _rows() -> tuple[int, ...]:
+    from apps.conversations.models import Thread
+    from apps.webhooks.models import WebhookEvent
+
+    return WebhookEvent.objects.count(), Thread.objects.count(), Message.objects.count(), AgentRun.objects.count()
+
+
+def _post(client, path, raw: bytes, *, event=None, signature=None, key="fuzz"):
+    headers = {"HTTP_X_IDEMPOTENCY_KEY": key}
+    if event is not None:
+        headers["HTTP_X_WEBHOOK_EVENT"] = event
+    if signature is not None:
+        headers["HTTP_X_WEBHOOK_SIGNATURE"] = signature
+    return client.post(f"/webhook/kapso/{path}", data=raw, content_type="application/json", **headers)
+
+
+@FUZZ
+@given(data=st.data())
+def test_unsigned_garbage_is_refused_without_a_500_or_a_stored_row(client, connection, data):
+    kind = data.draw(st.sampled_from(["json", "bytes", "fixture"]))
+    if kind == "json":
+        raw = _encode(data.draw(JSON))
+    elif kind == "bytes":
+        raw = data.draw(st.binary(max_size=300))
+    else:  # a well-formed delivery to a real number, with a wrong, foreign or malformed signature
+        name = data.draw(st.sampled_from(MESSAGE_FIXTURES + PROJECT_FIXTURES))
+        raw = _encode(_mutate(copy.deepcopy(fixture(name)), data, keep=[("phone_number_id",)]))
+    path = data.draw(st.sampled_from(["messages", "project"]))
+    signature = data.draw(st.none() | st.sampled_from([sign("wrong-secret", raw), "sha256=", "zz" * 32,
+                                                       sign("conn-secret", raw + b" ")]))
+    before = _rows()
+
+    response = _post(client, path, raw, event=data.draw(st.none() | EVENT), signature=signature,
+                     key=data.draw(st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), max_size=300)))
+
+    assert response.status_code in (400, 401), response.content
+    assert _rows() == before
+
+
+@FUZZ
+@given(data=st.data())
+def test_signed_fuzzed_message_deliveries_are_stored_or_refused_never_a_500(client, connection, data):
+    name = data.draw(st.sampled_from(MESSAGE_FIXTURES))
+    payload = _mutate(copy.deepcopy(fixture(name)), data, keep=[("phone_number_id",)])
+    if data.draw(st.booleans()) and "data" not in payload:
+        payload = {"type": data.draw(EVENT), "batch": True, "data": [payload, payload]}
+    raw = _encode(payload)
+    before = _rows()
+
+    response = _post(client, "messages", raw, event=data.draw(st.none() | EVENT), signature=sign("conn-secret", raw),
+                     key=str(uuid.uuid4()))
+
+    assert response.status_code in (200, 400, 401), response.content  # 401: the fuzz moved the number
+    if response.status_code != 200:
+        assert _rows() == before
+
+
+@pytest.mark.parametrize("path", ["messages", "project"])
+def test_a_body_over_the_limit_is_refused_before_it_is_read(client, connection, settings, path):
+    settings.WEBHOOK_MAX_BODY_BYTES = 1000
+    small = b"{}"
+
+    declared = client.post(f"/webhook/kapso/{path}", data=small, content_type="application/json",
+                           CONTENT_LENGTH=str(50 * 1024 * 1024))  # a 50 MB claim; only the header is read
+    sent = _post(client, path, b'{"pad":"' + b"x" * 1000 + b'"}', signature=sign("conn-secret", b"x"))
+
+    assert (declared.status_code, sent.status_code) == (413, 413)
+    assert _rows() == (0, 0, 0, 0)
+
+
+def test_nuls_and_lone_surrogates_are_stored_as_replacement_characters(client, connection):
+    payload = fixture("whatsapp.message.received__text")
+    payload["message"]["text"]["body"] = "a\x00b"
+    payload["conversation"]["kapso"]["contact_name"] = "Jo\ud800hn"
+    raw = _encode(payload)  # \u0000 and \ud800 escapes: valid JSON, refused by PostgreSQL as they are
+
+    response = _post(client, "messages", raw, event="whatsapp.message.received", signature=sign("conn-secret", raw))
+
+    assert response.status_code == 200, response.content
+    message = Message.objects.get()
+    assert (message.text, message.thread.contact_name) == ("a\ufffdb", "Jo\ufffdhn")
+
+
+def test_a_nul_in_the_number_is_refused_as_unsigned_not_a_500(client, connection):
+    response = _post(client, "messages", b'{"phone_number_id":"\\u0000","message":{}}', signature="00")
+
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize("depth", [40, 100_000])
+def test_a_body_nested_too_deeply_is_refused(client, connection, depth):
+    response = _post(client, "messages", b"[" * depth + b"]" * depth, signature="00")
+
+    assert response.status_code == 400
+    assert _rows() == (0, 0, 0, 0)

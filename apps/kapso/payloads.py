@@ -24,6 +24,42 @@ class PayloadError(ValueError):
     pass
 
 
+# JSON can carry what PostgreSQL cannot store: NUL characters (\u0000) and lone UTF-16 surrogates.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+MAX_DEPTH = 32  # Kapso's payloads nest about six deep
+
+
+def storable_body(raw: bytes, body: object) -> object:
+    """The parsed body, with NULs and lone surrogates replaced by U+FFFD in every key and value.
+    Only escapes (or surrogates in raw UTF-8, which json.loads lets through) can bring them in, so
+    a body without either is returned as it is. Raises PayloadError past MAX_DEPTH levels."""
+    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH and _depth(body) > MAX_DEPTH:
+        raise PayloadError(f"the body nests deeper than {MAX_DEPTH} levels")
+    if b"\\u" not in raw and b"\xed" not in raw:
+        return body
+    return _storable(body)
+
+
+def _storable(value: object) -> object:
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    return value
+
+
+def _depth(value: object) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack and deepest <= MAX_DEPTH:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 def normalize_phone(value: object) -> str | None:
     """'+1 555-123-4567', '15551234567' → '+15551234567'; None when there are no digits."""
     if not isinstance(value, str | int):

@@ -13,7 +13,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.kapso.payloads import PayloadError, phone_number_id_of, split_delivery
+from apps.kapso.payloads import PayloadError, phone_number_id_of, split_delivery, storable_body
 from apps.kapso.signatures import signature_is_valid
 from apps.whatsapp.selectors import connection_for_webhook
 
@@ -37,8 +37,13 @@ class KapsoWebhookView(APIView):
         raw = request._request.body
         try:
             body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return raw, None, _error(400, "The body is not valid JSON.")
+        try:
+            # Before anything is looked up or stored: PostgreSQL refuses NULs and lone surrogates.
+            body = storable_body(raw, body)
+        except PayloadError as error:
+            return raw, None, _error(400, f"The body cannot be read: {error}.")
         return raw, body, None
 
 
