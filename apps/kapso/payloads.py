@@ -199,7 +199,8 @@ def parse_status(event: str, payload: dict) -> StatusUpdate:
     message, kapso, conversation, wamid = _message_parts(payload)
     status = STATUS_EVENTS[event]
     error_code, error_text = "", ""
-    for entry in reversed(kapso.get("statuses") or []):
+    statuses = kapso.get("statuses")
+    for entry in reversed(statuses if isinstance(statuses, list) else []):
         errors = _dict(entry).get("errors") if isinstance(entry, dict) else None
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
             error_code = _str(errors[0].get("code"))
