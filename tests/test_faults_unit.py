@@ -238,6 +238,22 @@ def test_signed_fuzzed_message_deliveries_are_stored_or_refused_never_a_500(clie
         assert _rows() == before
 
 
+@FUZZ
+@given(data=st.data())
+def test_signed_fuzzed_project_deliveries_are_stored_or_refused_never_a_500(client, db, data):
+    payload = data.draw(JSON) if data.draw(st.booleans()) else _mutate(
+        copy.deepcopy(fixture(data.draw(st.sampled_from(PROJECT_FIXTURES)))), data)
+    raw = _encode(payload)
+    before = _rows()
+
+    response = _post(client, "project", raw, event=data.draw(st.none() | EVENT),
+                     signature=sign("test-project-secret", raw), key=str(uuid.uuid4()))
+
+    assert response.status_code in (200, 400), response.content
+    if response.status_code != 200:
+        assert _rows() == before
+
+
 @pytest.mark.parametrize("path", ["messages", "project"])
 def test_a_body_over_the_limit_is_refused_before_it_is_read(client, connection, settings, path):
     settings.WEBHOOK_MAX_BODY_BYTES = 1000
@@ -301,3 +317,16 @@ def test_a_body_nested_too_deeply_is_refused(client, connection, depth):
 
     assert response.status_code == 400
     assert _rows() == (0, 0, 0, 0)
+
+
+def test_a_project_delivery_whose_customer_is_not_an_object_is_stored_not_a_500(client, db):
+    from apps.webhooks.project import customer_id_of
+
+    payload = fixture("whatsapp.phone_number.created") | {"customer": "cust-1"}
+    raw = _encode(payload)
+
+    response = _post(client, "project", raw, event="whatsapp.phone_number.created",
+                     signature=sign("test-project-secret", raw))
+
+    assert response.status_code == 200, response.content
+    assert customer_id_of(payload) == ""  # and the task that processes it reads it the same way

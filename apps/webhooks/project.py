@@ -19,12 +19,18 @@ def unwrap_project_payload(body: object, event_header: str | None) -> tuple[str,
     return event, body
 
 
+def customer_id_of(payload: dict) -> str:
+    """`customer.id`, or "" when the payload has no customer object."""
+    customer = payload.get("customer")
+    return str(customer.get("id") or "") if isinstance(customer, dict) else ""
+
+
 def project_event_apply(event: str, payload: dict) -> str:
     phone_number_id = str(payload.get("phone_number_id") or "").strip()
     if not phone_number_id:
         raise PayloadError("`phone_number_id` is missing")
     if event == PHONE_NUMBER_CREATED:
-        customer_id = str((payload.get("customer") or {}).get("id") or "")
+        customer_id = customer_id_of(payload)
         connection = whatsapp.connection_complete(customer_id=customer_id, phone_number_id=phone_number_id)
         return f"Connected {connection.display_phone_number}" if connection else "No pending connection for this customer"
     connection = whatsapp.connection_mark_disconnected(phone_number_id=phone_number_id)

@@ -89,14 +89,14 @@ def project_delivery_receive(*, headers, raw: bytes, body) -> str:
     """A signed delivery to the project webhook: stored now, processed by a task (it calls Kapso)."""
     from apps.orgs.models import Organization
 
-    from .project import PROJECT_EVENTS, unwrap_project_payload
+    from .project import PROJECT_EVENTS, customer_id_of, unwrap_project_payload
     from .tasks import project_event_process
 
     try:
         event, payload = unwrap_project_payload(body, headers.get("X-Webhook-Event"))
     except PayloadError as error:
         raise DeliveryError(str(error)) from error
-    customer_id = str((payload.get("customer") or {}).get("id") or "")
+    customer_id = customer_id_of(payload)
     org_id = Organization.objects.filter(kapso_customer_id=customer_id).values_list("id", flat=True).first() if customer_id else None
     known = event in PROJECT_EVENTS
     with transaction.atomic():
