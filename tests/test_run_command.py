@@ -43,7 +43,12 @@ def test_database_url() -> str:
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-test_database_url.__test__ = False  # a helper, not a test
+def test_redis_url() -> str:
+    # From the environment as the test settings read it: robust to another test's leaked override.
+    return getattr(settings, "REDIS_URL", None) or os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+
+
+test_database_url.__test__ = test_redis_url.__test__ = False  # helpers, not tests
 
 
 def csrf(html: str) -> str:
@@ -121,7 +126,7 @@ def test_the_readmes_run_command_runs_the_demo_in_a_fresh_clone(tmp_path):
     port = free_port()
     env = {key: value for key, value in os.environ.items() if key in {"PATH", "HOME", "LANG", "TMPDIR", "PIP_INDEX_URL",
                                                                      "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS"}}
-    env.update(PORT=str(port), DATABASE_URL=test_database_url(), REDIS_URL=settings.REDIS_URL, PYTHONUNBUFFERED="1")
+    env.update(PORT=str(port), DATABASE_URL=test_database_url(), REDIS_URL=test_redis_url(), PYTHONUNBUFFERED="1")
     log = tmp_path / "run.log"
     process = subprocess.Popen(["bash", "-c", command], cwd=clone, env=env, stdout=log.open("w"),
                                stderr=subprocess.STDOUT, start_new_session=True)

@@ -57,20 +57,21 @@ def shot(page, name: str) -> None:
 def demo(tmp_path):
     """The demo's data (seed_demo) and its processes, on the test database: yields (url, email, password)."""
     db = settings.DATABASES["default"]
+    redis_url = getattr(settings, "REDIS_URL", None) or os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings.base", DJANGO_DEBUG="1", PYTHONUNBUFFERED="1",
         DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        REDIS_URL=settings.REDIS_URL, PUBLIC_BASE_URL=base, KAPSO_SANDBOX="1", KAPSO_API_BASE_URL=base + "/sandbox",
+        REDIS_URL=redis_url, PUBLIC_BASE_URL=base, KAPSO_SANDBOX="1", KAPSO_API_BASE_URL=base + "/sandbox",
         KAPSO_API_KEY="sandbox-key", KAPSO_WEBHOOK_SECRET=secrets.token_urlsafe(24), WEB_CONCURRENCY="3",
     )
     # Seeded as scripts/run does it, by the base settings (their password hasher, not the tests' fast one).
     seeded = subprocess.run([sys.executable, "manage.py", "seed_demo"], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=60, check=True).stdout
     email, password = seeded.split("Login: ", 1)[1].split("\n", 1)[0].split("  Password: ")
-    redis.Redis.from_url(settings.REDIS_URL).flushdb()  # no task of an earlier test reaches the worker
+    redis.Redis.from_url(redis_url).flushdb()  # no task of an earlier test reaches the worker
     commands = {
         "web": [str(BIN / "gunicorn"), "config.wsgi:application", "-c", "deploy/gunicorn.conf.py",
                 "--bind", f"127.0.0.1:{port}"],
