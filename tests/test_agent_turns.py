@@ -220,3 +220,33 @@ def test_the_history_window_bounds_what_the_model_sees(connection, openai, agent
 
     sent = openai.last_body["messages"]
     assert [m["content"] for m in sent[1:]] == ["old 8", "old 9", "newest"]
+
+
+def test_handing_back_answers_what_the_contact_sent_meanwhile(connection):
+    from apps.conversations.models import Thread
+
+    run_turn(str(receive(connection, "first", wamid="wamid.a")))
+    thread = Thread.objects.get()
+    thread.handoff = Handoff.HUMAN
+    thread.save()
+    from apps.webhooks.handlers import on_message_received
+
+    payload = fixture("whatsapp.message.received__text")
+    payload["message"] = {**payload["message"], "id": "wamid.b", "text": {"body": "hello? anyone?"}}
+    on_message_received(connection, [parse_inbound(payload)])
+    assert AgentRun.objects.filter(status="pending").count() == 0
+
+    run_id = services.thread_hand_back(thread=thread)
+
+    thread.refresh_from_db()
+    assert thread.handoff == Handoff.AGENT and run_id is not None
+    assert list(Message.objects.filter(run_id=run_id).values_list("text", flat=True)) == ["hello? anyone?"]
+
+
+def test_handing_back_a_thread_with_nothing_new_schedules_nothing(connection):
+    run_turn(str(receive(connection, "first", wamid="wamid.a")))
+    from apps.conversations.models import Thread
+
+    thread = Thread.objects.get()
+
+    assert services.thread_hand_back(thread=thread) is None

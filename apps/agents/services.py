@@ -274,3 +274,25 @@ def _agent_check(agent: Agent) -> None:
         raise AgentInvalid("temperature", "The temperature must be between 0 and 2.")
     if agent.max_tokens is not None and agent.max_tokens < 1:
         raise AgentInvalid("max_tokens", "max_tokens must be at least 1.")
+
+
+def thread_hand_back(*, thread: Thread) -> uuid.UUID | None:
+    """A person gives the conversation back to the agent. Messages the contact sent since the last
+    reply are not left hanging: they become the agent's next turn. Returns that run's id, if any."""
+    with transaction.atomic():
+        conversations.thread_set_handoff(thread=thread, handoff=Handoff.AGENT)
+        connection = thread.connection
+        if connection is None or connection.agent_id is None or not connection.agent_enabled:
+            return None
+        last_reply = (
+            Message.objects.filter(thread=thread, direction="outbound").exclude(status="failed")
+            .order_by("-created_at").values_list("created_at", flat=True).first()
+        )
+        waiting = Message.objects.filter(thread=thread, direction="inbound", run__isnull=True)
+        if last_reply is not None:
+            waiting = waiting.filter(created_at__gt=last_reply)
+        message_ids = list(waiting.values_list("id", flat=True))
+        if not message_ids:
+            return None
+        return run_request(org_id=thread.org_id, thread_id=thread.id, agent_id=connection.agent_id,
+                           message_ids=message_ids)

@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_POST
 
+from apps.agents import services as agent_services
 from apps.conversations import selectors as conversations
 from apps.conversations import services as conversation_services
 from apps.conversations.models import Handoff, Thread
@@ -156,7 +157,10 @@ def thread_hand_back(request: HttpRequest, thread_id: str) -> HttpResponse:
 
 def _set_handoff(request: HttpRequest, thread_id: str, handoff: str) -> HttpResponse:
     thread = _thread(request, thread_id)
-    conversation_services.thread_set_handoff(thread=thread, handoff=handoff)
+    if handoff == Handoff.AGENT:
+        agent_services.thread_hand_back(thread=thread)  # also answers what came in meanwhile
+    else:
+        conversation_services.thread_set_handoff(thread=thread, handoff=handoff)
     if not request.htmx:
         return redirect("thread", org_slug=request.org.slug, thread_id=thread.pk)
     return render(request, "dashboard/thread.html#thread_state", {"thread": thread, **_thread_state(thread)})
