@@ -10,7 +10,7 @@ import re
 from . import ModelReply, ToolCallRequest, ToolSpec
 
 STATUS_TOOL = "whatsapp.getStatus"
-INTRO = "🤖 This is Switchboard's offline demo model."
+INTRO = "[Demo bot] This is Switchboard's offline demo model."
 _STATUS_WORD = re.compile(r"\bstatus\b", re.IGNORECASE)
 _MAX_ECHO = 300
 _MAX_RESULT = 300
