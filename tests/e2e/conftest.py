@@ -80,10 +80,16 @@ def settle(predicate: Callable[[], object], *, quiet: float = 2.0, timeout: floa
             last, since = current, time.monotonic()
 
 
+try:  # resolved here, in the parent: the child between fork and exec must not load libraries
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux
+    _prctl = None
+
+
 def _die_with_parent() -> None:
-    """In the child: get SIGKILL if pytest dies without tearing down (PR_SET_PDEATHSIG)."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+    """In the child: get SIGKILL if pytest dies without tearing down (PR_SET_PDEATHSIG = 1)."""
+    if _prctl is not None:
+        _prctl(1, signal.SIGKILL)
 
 
 def inbound_payload(*, wamid: str | None = None, phone: str = "+15551234567", text: str = "Hello",

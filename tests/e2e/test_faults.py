@@ -3,6 +3,7 @@ inbound message is stored once, every turn that should answer is answered once, 
 twice (`assert_answered_once`)."""
 
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -113,16 +114,19 @@ def test_webhooks_are_acknowledged_through_a_broker_outage_and_answered_once_it_
 
         broker.kill(signal.SIGKILL)
         outage_ends = time.monotonic() + 30
-        n = 0
+        n, ack_seconds = 0, []
         while time.monotonic() < outage_ends:
             n += 1
             payload = inbound_payload(phone=f"+1555010{n % 4:04d}", text=f"during the outage {n}")
             key = str(uuid.uuid4())
+            posted = time.monotonic()
             response = stack.post(payload, key=key, timeout=15)
+            ack_seconds.append(time.monotonic() - posted)
             assert response.status_code == 200, response.text
             assert WebhookEvent.objects.filter(idempotency_key=key).exists()
             wamids.append(payload["message"]["id"])
             time.sleep(0.5)
+        print(f"\n{n} deliveries acknowledged during the outage, slowest in {max(ack_seconds) * 1000:.0f} ms")
         broker.start()
         broker.wait_ready()
 
@@ -173,6 +177,7 @@ def test_database_connections_cut_during_a_burst_never_acknowledge_an_unstored_d
 
     acknowledged = {key for key, status in results if status == 200}
     refused = {key for key, status in results if status != 200}
+    print(f"\n{sum(cuts)} connections cut; {len(refused)} of {len(results)} deliveries refused")
     assert sum(cuts) > 0 and refused, "the cuts never hit a request; the test proves nothing"
     assert {status for _, status in results} <= {200, 500}, results
     stored = set(WebhookEvent.objects.values_list("idempotency_key", flat=True))
@@ -383,3 +388,34 @@ def test_a_burst_from_one_contact_gets_non_overlapping_turns_that_cover_every_me
     answered = [part for s in fake_kapso.sent for part in s["text"]["body"].removeprefix("Re: ").split(" | ")]
     assert sorted(answered) == sorted(texts), "every message is answered by exactly one turn"
     assert len(runs) < 20  # messages that arrived during a turn were answered together
+
+
+def _raw_http(stack, head: bytes, body: bytes = b"") -> bytes:
+    """Send bytes over a socket and read the whole answer; gunicorn closes after a refusal."""
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=10) as sock:
+        sock.sendall(head + body)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_hostile_requests_over_http_are_refused_early_and_store_nothing(tenant, start_stack, fake_kapso):
+    stack = start_stack()
+    declared = _raw_http(stack, b"POST /webhook/kapso/messages HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                b"Content-Type: application/json\r\nContent-Length: 52428800\r\n\r\n")
+    # 50 MB announced and none sent: the answer comes without the body being waited for.
+    assert declared.startswith(b"HTTP/1.1 413"), declared[:200]
+
+    chunk = b"x" * 65536
+    chunked = _raw_http(stack, b"POST /webhook/kapso/project HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                               b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+                               b"Connection: close\r\n\r\n",
+                        (b"%x\r\n" % len(chunk) + chunk + b"\r\n") * 32 + b"0\r\n\r\n")  # 2 MB, no length
+    assert chunked.split(b" ", 2)[1] in (b"400", b"413"), chunked[:200]
+
+    huge = stack.post(raw=b'{"pad":"' + b"x" * (settings.WEBHOOK_MAX_BODY_BYTES + 1) + b'"}')
+    assert huge.status_code == 413
+    assert stack.post(inbound_payload(), secret="not-the-secret").status_code == 401
+    assert stack.http.get("/healthz").status_code == 200  # and the web is still serving
+    assert not WebhookEvent.objects.exists() and not Message.objects.exists()
