@@ -128,3 +128,22 @@ def test_a_kapso_outage_while_connecting_is_retried_not_lost(pending, kapso, pos
 def test_a_number_connected_for_an_unknown_customer_changes_nothing(org, kapso):
     assert services.connection_complete(customer_id="nobody", phone_number_id="5") is None
     assert not WhatsAppConnection.objects.exists()
+
+
+def test_a_new_number_gets_the_org_s_only_agent(pending, kapso, post_webhook, agent):
+    post_webhook("project", created_payload(pending), secret="test-project-secret", event=CREATED)
+
+    project_event_process(str(WebhookEvent.objects.get().id))
+
+    assert WhatsAppConnection.objects.get().agent_id == agent.id
+
+
+def test_a_new_number_waits_for_a_choice_when_the_org_has_several_agents(pending, kapso, post_webhook, org):
+    from tests.factories import make_agent
+
+    make_agent(org), make_agent(org)
+    post_webhook("project", created_payload(pending), secret="test-project-secret", event=CREATED)
+
+    project_event_process(str(WebhookEvent.objects.get().id))
+
+    assert WhatsAppConnection.objects.get().agent_id is None

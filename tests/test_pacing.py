@@ -51,8 +51,8 @@ def test_a_paced_reply_is_postponed_not_sent_early(paced, connection, kapso):
     assert gap >= 0.45
 
 
-def test_pacing_fails_open_when_redis_is_unreachable(paced, connection, monkeypatch):
-    monkeypatch.setattr(paced, "REDIS_URL", "redis://127.0.0.1:1/0")
+def test_pacing_fails_open_when_redis_is_unreachable(paced, connection):
+    paced.REDIS_URL = "redis://127.0.0.1:1/0"  # restored by pytest-django after the test
     pacing._script.cache_clear()
     try:
         thread = make_thread(connection)

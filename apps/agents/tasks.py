@@ -5,8 +5,9 @@ import logging
 from celery import shared_task
 
 from apps.conversations.models import Handoff
+from apps.core.logging import bind
 
-from . import llm, services
+from . import services
 from .models import RunStatus
 from .runtime import TurnAbandoned, turn_execute
 
@@ -20,6 +21,7 @@ def run_turn(run_id: str) -> None:
         return
     thread = run.thread
     connection = thread.connection
+    bind(org=run.org.slug, connection=connection.id if connection else None)
     agent = connection.agent
     if agent is None or not connection.agent_enabled or thread.handoff == Handoff.HUMAN:
         services.run_finish(run=run, outcome=services.TurnOutcome(
@@ -29,8 +31,6 @@ def run_turn(run_id: str) -> None:
         outcome = turn_execute(run=run, agent=agent, thread=thread, heartbeat=lambda: services.run_heartbeat(run=run))
     except TurnAbandoned:
         return
-    except llm.ModelError as error:
-        outcome = services.TurnOutcome(status=RunStatus.FAILED, reply=agent.fallback_text, error=f"Model error: {error}")
     except Exception as error:  # noqa: BLE001 - the contact still gets the fallback text
         logger.exception("turn %s crashed", run_id)
         outcome = services.TurnOutcome(

@@ -97,7 +97,9 @@ def project_delivery_receive(*, headers, raw: bytes, body) -> str:
     except PayloadError as error:
         raise DeliveryError(str(error)) from error
     customer_id = customer_id_of(payload)
-    org_id = Organization.objects.filter(kapso_customer_id=customer_id).values_list("id", flat=True).first() if customer_id else None
+    org_id = None
+    if customer_id:
+        org_id = Organization.objects.filter(kapso_customer_id=customer_id).values_list("id", flat=True).first()
     known = event in PROJECT_EVENTS
     with transaction.atomic():
         event_id = event_record(

@@ -13,6 +13,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.logging import bind
 from apps.kapso.payloads import PayloadError, phone_number_id_of, split_delivery, storable_body
 from apps.kapso.signatures import signature_is_valid
 from apps.whatsapp.selectors import connection_for_webhook
@@ -53,6 +54,8 @@ class MessagesWebhookView(KapsoWebhookView):
         if error:
             return error
         connection = _connection_for(body, request.headers.get("X-Webhook-Event"))
+        if connection is not None:
+            bind(org=connection.org.slug, connection=connection.id)
         secret = connection.webhook_secret if connection else ""
         if not signature_is_valid(secret, raw, request.headers.get(SIGNATURE_HEADER)):
             logger.warning("rejected messages webhook: bad signature or unknown number")
