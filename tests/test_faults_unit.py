@@ -3,6 +3,7 @@ hostile input fuzzed through the Django test client."""
 
 import copy
 import json
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -12,12 +13,13 @@ import hypothesis
 import psycopg
 import pytest
 from celery import signals
-from django.db import OperationalError
+from django.db import OperationalError, transaction
 from django.db import connection as db
 from django.utils import timezone
 from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
+from apps.agents import services as agents
 from apps.agents.models import AgentRun
 from apps.conversations import selectors, services
 from apps.conversations.models import Message
@@ -330,3 +332,37 @@ def test_a_project_delivery_whose_customer_is_not_an_object_is_stored_not_a_500(
 
     assert response.status_code == 200, response.content
     assert customer_id_of(payload) == ""  # and the task that processes it reads it the same way
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_turn_that_waited_for_the_previous_turn_to_commit_starts_after_it_finished(connection, monkeypatch):
+    thread = make_thread(connection)
+    asked_at = timezone.now()
+    previous = AgentRun.objects.create(org=thread.org, thread=thread, status="running", attempts=1,
+                                       started_at=asked_at, heartbeat_at=asked_at)
+    waiting = AgentRun.objects.create(org=thread.org, thread=thread, status="pending")
+    finish_written = threading.Event()
+
+    def finish_previous():  # the previous turn's run_finish, on its own connection, slow to commit
+        with transaction.atomic():
+            AgentRun.objects.filter(pk=previous.pk).update(status="succeeded", finished_at=timezone.now())
+            finish_written.set()
+            time.sleep(0.3)
+        db.close()
+
+    real_now, calls = timezone.now, []
+
+    def now_as_when_the_claim_was_asked():  # the claim read the clock before the finish was written
+        calls.append(1)
+        return asked_at if len(calls) == 1 else real_now()
+
+    finisher = threading.Thread(target=finish_previous)
+    finisher.start()
+    finish_written.wait()
+    monkeypatch.setattr(agents.timezone, "now", now_as_when_the_claim_was_asked)
+    claimed = agents.run_claim(run_id=waiting.pk)  # waits on the unique index until the finish commits
+    monkeypatch.undo()
+    finisher.join()
+
+    previous.refresh_from_db()
+    assert claimed is not None and claimed.started_at >= previous.finished_at

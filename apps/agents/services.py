@@ -67,6 +67,11 @@ def run_claim(*, run_id) -> AgentRun | None:
                 status=RunStatus.RUNNING, attempts=F("attempts") + 1, started_at=now, heartbeat_at=now,
                 updated_at=now,
             )
+            if claimed:
+                # The update may have waited for the thread's previous turn to commit its finish (the
+                # unique index on running runs): this turn starts now, not when it asked.
+                started = timezone.now()
+                AgentRun.objects.filter(pk=run_id).update(started_at=started, heartbeat_at=started)
     except IntegrityError:
         return None  # another turn of this thread is running; it hands over to us when it finishes
     if not claimed:
