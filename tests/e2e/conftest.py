@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
@@ -152,13 +153,18 @@ class EchoModel(OpenAIServer):
 
     delay = 0.3
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.delays: deque[float] = deque()  # per request, before falling back to `delay`
+
     def _serve(self, request: ReceivedRequest) -> ScriptedReply:
         with self._lock:
             self.requests.append(request)
+            delay = self.delays.popleft() if self.delays else self.delay
         messages = request.body["messages"]
         last_reply = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=-1)
         new = [m["content"] for m in messages[last_reply + 1 :] if m["role"] == "user"]
-        return ScriptedReply(body=self.message_body("Re: " + " | ".join(new), [], 5, 5), delay=self.delay)
+        return ScriptedReply(body=self.message_body("Re: " + " | ".join(new), [], 5, 5), delay=delay)
 
 
 # --- processes ----------------------------------------------------------------------------------

@@ -71,6 +71,28 @@ def test_an_agent_worker_killed_mid_turn_is_replaced_and_the_turn_answers_once(t
     assert run.tool_calls.count() == 1
 
 
+def test_a_turn_killed_while_more_messages_waited_answers_them_all_in_one_reply(tenant, start_stack, fake_kapso):
+    _, agent, _ = tenant
+    with EchoModel() as model:
+        model.delays.append(10)  # the first turn is killed while the model thinks
+        use_model(agent, tools=[])
+        stack = start_stack(model=model, beat=True, env=FAST_RECOVERY)
+        first, second = inbound_payload(text="first"), inbound_payload(text="second")
+
+        assert stack.post(first).status_code == 200
+        wait_until(lambda: model.requests, 20, what="the first turn's model call")
+        assert stack.post(second).status_code == 200  # waits for the next turn
+        stack.processes["agents"].kill(signal.SIGKILL)
+        stack.restart("agents")
+        wait_until(lambda: fake_kapso.sent, 60, what="the reply")
+        settle(outbound_settled)
+
+    assert_answered_once(fake_kapso, [first["message"]["id"], second["message"]["id"]])
+    assert [s["text"]["body"] for s in fake_kapso.sent] == ["Re: first | second"]
+    [run] = AgentRun.objects.all()  # the waiting turn was folded into the one handed out again
+    assert (run.status, run.attempts) == ("succeeded", 2)
+
+
 @pytest.mark.parametrize("kapso_accepted", [True, False], ids=["kapso-accepted-it", "kapso-did-not"])
 def test_a_default_worker_killed_mid_send_is_replaced_and_the_reply_goes_out_once(
     tenant, start_stack, fake_kapso, kapso_accepted
