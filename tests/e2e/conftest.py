@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import deque
@@ -174,6 +175,7 @@ class Process:
     def __init__(self, name: str, args: list[str], env: dict, log_path: Path, ready: str | None):
         self.name, self.args, self.env, self.log_path, self.ready = name, args, env, log_path, ready
         self.popen: subprocess.Popen | None = None
+        self.killed = False  # on purpose: a supervisor leaves it down
 
     def start(self) -> "Process":
         with open(self.log_path, "ab") as log:
@@ -210,6 +212,7 @@ class Process:
         """Signal the whole process group (gunicorn's or Celery's children too) and reap the leader."""
         if self.popen is None:
             return
+        self.killed = True
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.popen.pid, sig)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -230,6 +233,10 @@ class Stack:
         self.log_dir, self.tag = log_dir, tag
         self.processes: dict[str, Process] = {}
         self.http = httpx.Client(base_url=self.url, timeout=30.0)
+        self.crashes: list[str] = []  # processes that exited on their own, restarted by supervise()
+        self._restarting = threading.Lock()
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
 
     def _process(self, name: str, args: list[str], ready: str | None) -> Process:
         process = Process(name, args, self.env, self.log_dir / f"{self.tag}-{name}.log", ready)
@@ -266,18 +273,36 @@ class Stack:
 
         wait_until(healthy, timeout, interval=0.1, what="gunicorn /healthz")
 
-    def restart(self, name: str) -> Process:
+    def restart(self, name: str, *, wait: bool = True) -> Process:
         """Start a process again after it was killed (same command, a fresh Celery node name)."""
-        old = self.processes[name]
-        old.kill()
-        if name in ("default", "agents"):
-            args = [a if not a.startswith(f"{name}-") else f"{name}-{uuid.uuid4().hex[:8]}@%h" for a in old.args]
-        else:
-            args = old.args
-        process = Process(name, args, self.env, old.log_path, old.ready).start()
-        self.processes[name] = process
-        process.wait_ready()
+        with self._restarting:
+            old = self.processes[name]
+            old.kill()
+            if name in ("default", "agents"):
+                args = [a if not a.startswith(f"{name}-") else f"{name}-{uuid.uuid4().hex[:8]}@%h" for a in old.args]
+            else:
+                args = old.args
+            process = Process(name, args, self.env, old.log_path, old.ready).start()
+            self.processes[name] = process
+        if wait:
+            process.wait_ready()
         return process
+
+    def supervise(self) -> None:
+        """Restart what exits on its own, a second later, as the deployment's supervisor does
+        (systemd Restart=always, compose restart policies). Crashes are listed in `crashes`."""
+
+        def loop():
+            while not self._stopping.wait(0.5):
+                for name, process in list(self.processes.items()):
+                    if not process.alive and not process.killed and not self._stopping.is_set():
+                        self.crashes.append(f"{name} exited with {process.popen.returncode}")
+                        time.sleep(1)
+                        self.restart(name, wait=False)  # it may have to wait for the broker
+
+        # Children started from this thread die with it (PR_SET_PDEATHSIG), i.e. at stop().
+        self._supervisor = threading.Thread(target=loop, name=f"supervisor-{self.tag}", daemon=True)
+        self._supervisor.start()
 
     def post(self, payload: dict | None = None, *, raw: bytes | None = None, secret: str | None = SECRET,
              event: str | None = RECEIVED, key: str | None = None, path: str = "messages",
@@ -293,8 +318,12 @@ class Stack:
         return self.http.post(f"/webhook/kapso/{path}", content=body, headers=headers, timeout=timeout)
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            process.kill()
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=90)
+        with self._restarting:
+            for process in self.processes.values():
+                process.kill()
         self.http.close()
 
     def logs(self, tail: int = 6000) -> str:
