@@ -407,8 +407,12 @@ def start_stack(transactional_db, fake_kapso, tmp_path, request):
     yield start
     failed = any(getattr(request.node, f"e2e_report_{when}", None) and
                  getattr(request.node, f"e2e_report_{when}").failed for when in ("setup", "call"))
+    died = [f"{stack.tag}/{p.name} (exit {p.popen.returncode})" for stack in stacks
+            for p in stack.processes.values() if not p.alive and not p.killed]
     for stack in stacks:
-        if failed:
+        if failed or died:
             print(f"\n===== logs of stack {stack.tag}\n{stack.logs()}")
         stack.stop()
     db.close()  # the test process's connection may have been cut by a fault test
+    if died and not failed:
+        pytest.fail(f"processes died on their own during the test: {', '.join(died)}")
