@@ -5,6 +5,9 @@ a Celery worker for `default` (prefork), one for `agents` (threads) and, when as
 the pytest test database (so `transactional_db`) and the tests' Redis index, with Kapso and the
 model replaced at the network edge by stand-ins running in the test process (FakeKapso,
 OpenAIServer). Every process runs in its own session; teardown SIGKILLs its process group.
+
+    .venv/bin/pytest tests/e2e -m "not slow"     # a few minutes
+    .venv/bin/pytest tests/e2e -m slow           # default-settings recovery, broker outage
 """
 
 import contextlib
