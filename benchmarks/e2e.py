@@ -7,7 +7,8 @@ Processes, as in production (scripts/run) but on the benchmark's database (sb_be
 14 and ports 8210/8211: gunicorn (deploy/gunicorn.conf.py), the `default` worker (prefork ×2) and
 the `agents` worker (-P threads -c 32), both with CELERY_DB_REUSE_MAX=1000; no beat, so no sweeper
 can hide a lost message. Kapso is the tests' FakeKapso in its own process (benchmarks/kapso_standin.py),
-which records when each send arrives.
+which records when each send arrives. It answers at once unless --kapso-delay S (a real Kapso takes
+~0.1-0.5 s per send); --default-pool threads --default-concurrency 16 tries a thread pool for sends.
 
 Load: open loop, --rate messages/s for --duration s, round-robin over --contacts contacts (a fixed
 shuffled order, so each contact writes every contacts/rate seconds) spread over --numbers WhatsApp
@@ -54,6 +55,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--web-port", type=int, default=8210)
     p.add_argument("--kapso-port", type=int, default=8211)
     p.add_argument("--db", default="sb_bench_e2e")
+    p.add_argument("--kapso-delay", type=float, default=0.0,
+                   help="seconds the stand-in takes to answer each send (a real Kapso takes ~0.1-0.5 s)")
+    p.add_argument("--default-pool", default="prefork", help="pool of the default worker (prefork, threads)")
     p.add_argument("--agents-concurrency", type=int, default=32)
     p.add_argument("--default-concurrency", type=int, default=2)
     p.add_argument("--profile", action="store_true", help="py-spy the web and both workers during the load")
@@ -307,12 +311,13 @@ def main() -> None:
     spies = []
     try:
         standin = common.Proc("kapso", [common.PYTHON, "-m", "benchmarks.kapso_standin", "--port",
-                                        str(args.kapso_port), "--api-key", API_KEY], env, work / "kapso.log")
+                                        str(args.kapso_port), "--api-key", API_KEY,
+                                        "--send-delay", str(args.kapso_delay)], env, work / "kapso.log")
         procs.append(standin)
         web = common.start_gunicorn(args.web_port, env, work / "gunicorn.log")
         procs.append(web)
         default = common.start_celery("bench-default", "default", env, work / "default.log",
-                                      ["-c", str(args.default_concurrency)])
+                                      ["-P", args.default_pool, "-c", str(args.default_concurrency)])
         procs.append(default)
         agents = common.start_celery("bench-agents", "agents", env, work / "agents.log",
                                      ["-P", "threads", "-c", str(args.agents_concurrency)])

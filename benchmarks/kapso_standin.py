@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.fakes import kapso_server  # noqa: E402
 
 
-def serve(port: int, api_key: str) -> None:
+def serve(port: int, api_key: str, send_delay: float = 0.0) -> None:
     base = kapso_server.ThreadingHTTPServer
 
     class Server(base):
@@ -28,6 +28,7 @@ def serve(port: int, api_key: str) -> None:
     # FakeKapso binds an ephemeral port; give it ours instead (its only use of the name).
     kapso_server.ThreadingHTTPServer = lambda _address, handler: Server(("127.0.0.1", port), handler)
     fake = kapso_server.FakeKapso(api_key=api_key)
+    fake.send_delay = send_delay  # seconds before answering each send: a real Kapso takes some
     records: list[dict] = []
     lock = threading.Lock()
     route = fake.route
@@ -57,5 +58,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=8211)
     parser.add_argument("--api-key", default="bench-kapso-key")
+    parser.add_argument("--send-delay", type=float, default=0.0, help="seconds before answering each send")
     args = parser.parse_args()
-    serve(args.port, args.api_key)
+    serve(args.port, args.api_key, args.send_delay)
