@@ -66,7 +66,8 @@ def summarise(path: Path, top: int = 30) -> dict:
 
 
 def print_summary(summary: dict, top: int = 25) -> None:
-    print(f"\npy-spy: {summary['samples']} samples (CPU only unless --profile-idle)")
+    print(f"\npy-spy: {summary['samples']} samples of threads it saw running "
+          "(on some VMs waits in socket calls count too)")
     print("  inclusive %  function")
     for name, share in summary["inclusive"][:top]:
         print(f"  {share:10.1f}  {name}")
