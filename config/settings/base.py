@@ -208,10 +208,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": 3600,
 }
 CELERY_TASK_PUBLISH_RETRY = False
-# Celery's Django fix-up otherwise closes the database connection around every task: x2.7-5.8
-# slower on this kind of machine (PERFORMANCE.md). Celery 5 reads it from its configuration (this
-# setting), not from the environment variable of the same name.
-CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 CELERY_BEAT_SCHEDULE = {
     "sweep-agent-runs": {"task": "apps.agents.tasks.sweep_runs", "schedule": schedule(timedelta(seconds=SWEEP_INTERVAL_SECONDS))},
     "sweep-outbox": {"task": "apps.conversations.tasks.sweep_outbox", "schedule": schedule(timedelta(seconds=SWEEP_INTERVAL_SECONDS))},
