@@ -4,11 +4,11 @@
     .venv/bin/python benchmarks/e2e.py --duration 10          # smoke run
 
 Processes, as in production (scripts/run) but on the benchmark's database (sb_bench_e2e), Redis DB
-14 and ports 8210/8211: gunicorn (deploy/gunicorn.conf.py), the `default` worker (prefork ×2) and
+14 and ports 8210/8211: gunicorn (deploy/gunicorn.conf.py), the `default` worker (-P threads -c 16) and
 the `agents` worker (-P threads -c 32), both with CELERY_DB_REUSE_MAX=1000; no beat, so no sweeper
 can hide a lost message. Kapso is the tests' FakeKapso in its own process (benchmarks/kapso_standin.py),
 which records when each send arrives. It answers at once unless --kapso-delay S (a real Kapso takes
-~0.1-0.5 s per send); --default-pool threads --default-concurrency 16 tries a thread pool for sends.
+~0.1-0.5 s per send); --default-pool prefork --default-concurrency 2 compares with a prefork pool.
 
 Load: open loop, --rate messages/s for --duration s, round-robin over --contacts contacts (a fixed
 shuffled order, so each contact writes every contacts/rate seconds) spread over --numbers WhatsApp
@@ -57,9 +57,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--db", default="sb_bench_e2e")
     p.add_argument("--kapso-delay", type=float, default=0.0,
                    help="seconds the stand-in takes to answer each send (a real Kapso takes ~0.1-0.5 s)")
-    p.add_argument("--default-pool", default="prefork", help="pool of the default worker (prefork, threads)")
+    p.add_argument("--default-pool", default="threads", help="pool of the default worker (prefork, threads)")
     p.add_argument("--agents-concurrency", type=int, default=32)
-    p.add_argument("--default-concurrency", type=int, default=2)
+    p.add_argument("--default-concurrency", type=int, default=16)
     p.add_argument("--profile", action="store_true", help="py-spy the web and both workers during the load")
     p.add_argument("--no-record", action="store_true")
     return p.parse_args()
