@@ -55,7 +55,7 @@ class MessagesWebhookView(KapsoWebhookView):
             return error
         connection = _connection_for(body, request.headers.get("X-Webhook-Event"))
         if connection is not None:
-            bind(org=connection.org.slug, connection=connection.id)
+            bind(org=connection.org_slug, connection=connection.id)
         secret = connection.webhook_secret if connection else ""
         if not signature_is_valid(secret, raw, request.headers.get(SIGNATURE_HEADER)):
             logger.warning("rejected messages webhook: bad signature or unknown number")
