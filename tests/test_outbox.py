@@ -120,7 +120,8 @@ def test_a_later_reply_waits_for_an_earlier_one_that_is_retrying(kapso, thread):
 
 
 def test_only_one_send_per_thread_is_in_flight(kapso, thread):
-    first, second = queue(thread, "first")[0], queue(thread, "second")[0]
+    first = queue(thread, "first")[0]
+    queue(thread, "second")
     Message.objects.filter(pk=first.pk).update(status="sending", sending_started_at=timezone.now())
 
     claimed, _ = services.outbox_claim_next(thread_id=thread.id)
@@ -144,7 +145,8 @@ def test_a_stale_send_that_kapso_has_is_recorded_not_sent_again(kapso, thread):
 
 def test_a_stale_send_that_kapso_lacks_is_queued_again_and_sent_once(kapso, thread):
     [message] = queue(thread, "Lost")
-    Message.objects.filter(pk=message.pk).update(status="sending", sending_started_at=timezone.now() - timedelta(minutes=5))
+    five_minutes_ago = timezone.now() - timedelta(minutes=5)
+    Message.objects.filter(pk=message.pk).update(status="sending", sending_started_at=five_minutes_ago)
 
     thread_ids = services.outbox_recover_stale(older_than=timedelta(seconds=0))
     outbox_drain(str(thread.id))
@@ -172,3 +174,18 @@ def test_the_parts_of_a_split_reply_are_stored_in_order(thread):
     stored = list(Message.objects.filter(thread=thread).order_by("created_at", "id"))
     assert [m.id for m in stored] == [m.id for m in messages]
     assert len({m.created_at for m in stored}) == len(stored)
+
+
+def test_a_stale_send_is_matched_to_the_copy_no_other_message_claims(kapso, thread):
+    earlier = queue(thread, "Same words")[0]
+    Message.objects.filter(pk=earlier.pk).update(status="sent", wamid="wamid.earlier")
+    [message] = queue(thread, "Same words")
+    five_minutes_ago = timezone.now() - timedelta(minutes=5)
+    Message.objects.filter(pk=message.pk).update(status="sending", sending_started_at=five_minutes_ago)
+    for wamid in ("wamid.earlier", "wamid.this-one"):  # Kapso lists newest first; either order must work
+        kapso.history.insert(0, {"id": wamid, "to": "15551234567", "type": "text", "text": {"body": "Same words"}})
+
+    services.outbox_recover_stale(older_than=timedelta(seconds=30))
+
+    message.refresh_from_db()
+    assert (message.status, message.wamid) == ("sent", "wamid.this-one")

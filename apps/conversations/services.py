@@ -317,7 +317,7 @@ def _reconcile_sending(message: Message) -> None:
         return
     wamid = _find_sent_copy(page.get("data") or [], message)
     changes = {"updated_at": timezone.now()}
-    if wamid and not Message.objects.filter(connection_id=message.connection_id, wamid=wamid).exists():
+    if wamid:
         changes.update(status=MessageStatus.SENT, wamid=wamid, sent_at=timezone.now(), error_code="", error_text="")
     elif message.send_attempts >= settings.OUTBOX_MAX_ATTEMPTS:
         changes.update(status=MessageStatus.FAILED, next_attempt_at=None, error_code=message.error_code or "no_answer",
@@ -328,15 +328,20 @@ def _reconcile_sending(message: Message) -> None:
 
 
 def _find_sent_copy(rows: list, message: Message) -> str | None:
+    """The wamid of a message in Kapso's history with this text to this contact that no other row
+    of ours claims (the same text may have gone out before, e.g. a repeated fallback)."""
     digits = message.thread.contact_phone.lstrip("+")
+    candidates = []
     for row in rows:
-        if not isinstance(row, dict):
+        if not isinstance(row, dict) or not isinstance(row.get("id"), str):
             continue
         body = (row.get("text") or {}).get("body") if isinstance(row.get("text"), dict) else None
         to = str(row.get("to") or (row.get("kapso") or {}).get("phone_number") or "").lstrip("+")
         if body == message.text and (not to or to == digits):
-            return row.get("id")
-    return None
+            candidates.append(row["id"])
+    claimed = Message.objects.filter(connection_id=message.connection_id, wamid__in=candidates)
+    known = set(claimed.values_list("wamid", flat=True))
+    return next((wamid for wamid in candidates if wamid not in known), None)
 
 
 # --- Operator replies --------------------------------------------------------------------------
