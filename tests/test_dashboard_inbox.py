@@ -329,7 +329,7 @@ def test_the_thread_page_costs_the_same_queries_for_5_or_200_messages(
 
 
 @pytest.mark.parametrize("params", [{"q": "question"}, {"q": "number 3"}, {"state": "unanswered"},
-                                    {"q": "customer 1"}, {"q": "50_%"}])
+                                    {"q": "customer 1"}, {"q": "50_%"}, {"q": "QUESTION?"}])
 def test_searching_newest_first_and_through_the_indexes_give_the_same_pages(connection, params, monkeypatch):
     """A common condition is found by checking the newest threads one by one, a rare one through
     the indexes (conversations.selectors._page); both must give the same pages."""
