@@ -9,14 +9,14 @@ Slow (a fresh virtualenv is installed): marked `slow`.
 import os
 import re
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from django.conf import settings
+
+from tests.support import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTACT = "15551234567"
@@ -24,10 +24,6 @@ CONTACT = "15551234567"
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def readme_run_command() -> str:
@@ -55,15 +51,6 @@ def csrf(html: str) -> str:
     return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
 
 
-def until(predicate, timeout: float, what: str, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
 
 
 def walk_the_demo(base: str, email: str, password: str) -> str:
@@ -90,7 +77,7 @@ def walk_the_demo(base: str, email: str, password: str) -> str:
         found = re.search(r'action="(/o/demo/connections/[0-9a-f-]+/agent/)"', page)
         return (found.group(1), page) if found else None
 
-    action, page = until(agent_form, 60, "the number to be connected")
+    action, page = wait_until(agent_form, 60, "the number to be connected", interval=0.5)
     agent_id = re.search(r'<option value="([0-9a-f-]+)"[^>]*>Demo assistant</option>', page).group(1)
     web.post(action, data={"agent": agent_id, "csrfmiddlewaretoken": csrf(page)})
 
@@ -106,7 +93,7 @@ def walk_the_demo(base: str, email: str, password: str) -> str:
         found = re.search(r'data-direction="outbound"[^>]*>(.*?)<span class="meta">', chat, re.S)
         return found.group(1).strip() if found else None
 
-    return until(reply, 90, "the agent's reply on the phone page")
+    return wait_until(reply, 90, "the agent's reply on the phone page", interval=0.5)
 
 
 def group_alive(pgid: int) -> bool:
@@ -139,9 +126,10 @@ def test_the_readmes_run_command_runs_the_demo_in_a_fresh_clone(tmp_path):
             except httpx.HTTPError:
                 return False
 
-        until(ready, 480, "/readyz (install, migrate, start)")
+        wait_until(ready, 480, "/readyz (install, migrate, start)", interval=0.5)
         assert httpx.get(base + "/healthz").json() == {"status": "ok"}
-        banner = until(lambda: "Try it:" in log.read_text() and log.read_text(), 30, "the printed steps")
+        printed = lambda: "Try it:" in log.read_text() and log.read_text()  # noqa: E731
+        banner = wait_until(printed, 30, "the printed steps", interval=0.5)
         login = re.search(r"Sign in:\s+(\S+)\s+Password: (\S+)", banner)
         assert login and f"Switchboard is running at {base}" in banner
         assert all(f" {step}. " in banner for step in (1, 2, 3))
@@ -154,7 +142,8 @@ def test_the_readmes_run_command_runs_the_demo_in_a_fresh_clone(tmp_path):
             process.send_signal(signal.SIGINT)  # Ctrl-C
         try:
             process.wait(timeout=60)
-            stopped = until(lambda: not group_alive(process.pid), 30, "every started process to stop")
+            gone = lambda: not group_alive(process.pid)  # noqa: E731
+            stopped = wait_until(gone, 30, "every started process to stop", interval=0.5)
         finally:
             if group_alive(process.pid):
                 os.killpg(process.pid, signal.SIGKILL)

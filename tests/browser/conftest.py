@@ -20,9 +20,10 @@ import redis
 from django.conf import settings
 
 from apps.kapso.signatures import sign
-from tests.e2e.conftest import BIN, ROOT, Process, database_url, wait_until
+from tests.e2e.conftest import BIN, ROOT, Process, database_url
 from tests.factories import compact
 from tests.fakes.kapso_server import FakeKapso
+from tests.support import wait_until
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make between
 # browser steps are ordinary synchronous calls, so Django's async-safety guard does not apply.

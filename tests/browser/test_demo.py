@@ -10,10 +10,8 @@ Screenshots go to artifacts/screenshots/demo-*.png.
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -22,6 +20,7 @@ import redis
 from django.conf import settings
 
 from apps.whatsapp.models import WhatsAppConnection
+from tests.support import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -31,21 +30,8 @@ MESSAGE = "Hi! Do you ship to Lisbon?"
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
-def until(predicate, timeout: float, what: str, interval: float = 0.25):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
 
 
 def shot(page, name: str) -> None:
@@ -92,7 +78,7 @@ def demo(tmp_path):
         return web_ready and " ready." in (tmp_path / "worker.log").read_text()
 
     try:
-        until(up, 90, "web and worker")
+        wait_until(up, 90, "web and worker", interval=0.25)
         yield base, email, password
     finally:
         for process in processes.values():
@@ -127,7 +113,8 @@ def test_a_new_user_walks_the_demo_from_sign_in_to_the_agents_reply(demo, chromi
         page.wait_for_url("**/connections/setup/success/**")
         page.get_by_text("is connected").wait_for()
         page.select_option('select[name="agent"]', label="Demo assistant")
-        until(lambda: WhatsAppConnection.objects.filter(agent__slug="demo-assistant").exists(), 15, "the agent")
+        assigned = WhatsAppConnection.objects.filter(agent__slug="demo-assistant").exists
+        wait_until(assigned, 15, "the agent", interval=0.25)
         shot(page, "2-connected")
 
         # The number's phone page: write as a WhatsApp contact.

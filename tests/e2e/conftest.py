@@ -15,7 +15,6 @@ import copy
 import ctypes
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -38,6 +37,7 @@ from apps.kapso.signatures import sign
 from tests.factories import compact, make_agent, make_connection, make_org
 from tests.fakes.kapso_server import FakeKapso, fixture
 from tests.fakes.model_servers import OpenAIServer, ReceivedRequest, ScriptedReply
+from tests.support import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -54,22 +54,8 @@ FAST_RECOVERY = {"SWEEP_INTERVAL_SECONDS": "1", "AGENT_RUN_STALE_SECONDS": "3", 
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
-def wait_until(predicate: Callable, timeout: float, *, interval: float = 0.05, what: str = ""):
-    """Poll until `predicate()` is truthy and return it; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what or predicate}")
-        time.sleep(interval)
 
 
 def settle(predicate: Callable[[], object], *, quiet: float = 2.0, timeout: float = 60.0) -> None:
