@@ -8,7 +8,7 @@ import pytest
 
 from apps.sandbox import services
 from apps.sandbox.models import Customer, FailureKind, SetupLink
-from apps.sandbox.testing import shape_mismatches
+from tests.fakes.sandbox_support import shape_mismatches
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = ROOT.parent / "shared" / "kapso" / "fixtures"

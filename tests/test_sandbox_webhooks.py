@@ -10,7 +10,7 @@ import pytest
 from apps.kapso.signatures import signature_is_valid
 from apps.sandbox import delivery, services
 from apps.sandbox.models import Delivery, FailureKind
-from apps.sandbox.testing import Receiver, TaskQueue, shape_mismatches
+from tests.fakes.sandbox_support import Receiver, TaskQueue, shape_mismatches
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = ROOT.parent / "shared" / "kapso" / "fixtures"

@@ -9,8 +9,10 @@ import threading
 import time
 import uuid
 from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+
+from tests.fakes.http import LocalServer
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "kapso"
 
@@ -19,7 +21,7 @@ def fixture(name: str) -> dict:
     return json.loads((FIXTURES / f"{name}.json").read_text())
 
 
-class FakeKapso:
+class FakeKapso(LocalServer):
     def __init__(self, api_key: str = "test-kapso-key"):
         self.api_key = api_key
         self.requests: list[dict] = []
@@ -33,18 +35,7 @@ class FakeKapso:
         self.webhooks: list[dict] = []
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__()
 
     def fail_next_send(self, status: int, body: dict, headers: dict | None = None, times: int = 1) -> None:
         for _ in range(times):
@@ -64,8 +55,9 @@ class FakeKapso:
     def route(self, method: str, path: str, body: dict | None) -> tuple[int, object, dict]:
         path = path.split("?")[0]
         if method == "POST" and path == "/platform/v1/customers":
+            customer = body["customer"]
             data = dict(fixture("api__customer_created")["data"], id=str(uuid.uuid4()),
-                        name=body["customer"]["name"], external_customer_id=body["customer"].get("external_customer_id"))
+                        name=customer["name"], external_customer_id=customer.get("external_customer_id"))
             return 201, {"data": data}, {}
         if m := re.fullmatch(r"/platform/v1/customers/([^/]+)/setup_links", path):
             if method == "POST":

@@ -3,30 +3,20 @@ Celery queue that runs the sandbox's tasks on demand, and a check that a payload
 fixture's shape."""
 
 import json
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.fakes.http import LocalServer
 
 
-class Receiver:
+class Receiver(LocalServer):
     """A webhook endpoint that records what it gets and answers `status` (or the next of `script`)."""
 
     def __init__(self, status: int = 200):
         self.status = status
         self.script: list[int] = []
         self.requests: list[dict] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__()
 
     def events(self, name: str) -> list[dict]:
         return [r for r in self.requests if r["headers"].get("X-Webhook-Event") == name]
