@@ -135,12 +135,14 @@ def test_an_operator_connects_a_number_and_runs_a_conversation_live(
     assert Message.objects.filter(author="agent").count() == 2
     screenshot(page, "07-thread-taken-over")
 
-    # Hand back: the next message is the agent's again.
+    # Hand back: the agent answers what came in meanwhile, and the next message is its again.
     page.get_by_role("button", name="Hand back to the agent").click()
     expect(page.locator("#thread-state")).to_contain_text("Agent answers")
+    expect(page.locator(".bubble.out.agent")).to_have_count(3, timeout=30_000)
+    expect(page.locator(".bubble.out.agent").last).to_contain_text("Thanks, I'll wait")
     post_signed(messages_url, inbound_payload(text="One more question", name="John Doe"), secret=secret,
                 event="whatsapp.message.received")
-    expect(page.locator(".bubble.out.agent")).to_have_count(3, timeout=30_000)
+    expect(page.locator(".bubble.out.agent")).to_have_count(4, timeout=30_000)
     assert page.evaluate("window.__sameDocument") is True
     screenshot(page, "08-thread-handed-back")
     restore = at_width(page, 390)
