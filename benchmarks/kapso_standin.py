@@ -19,15 +19,7 @@ from tests.fakes import kapso_server  # noqa: E402
 
 
 def serve(port: int, api_key: str, send_delay: float = 0.0) -> None:
-    base = kapso_server.ThreadingHTTPServer
-
-    class Server(base):
-        request_queue_size = 256  # the stdlib's 5 would refuse bursts of sends
-        allow_reuse_address = True
-
-    # FakeKapso binds an ephemeral port; give it ours instead (its only use of the name).
-    kapso_server.ThreadingHTTPServer = lambda _address, handler: Server(("127.0.0.1", port), handler)
-    fake = kapso_server.FakeKapso(api_key=api_key)
+    fake = kapso_server.FakeKapso(api_key=api_key, port=port)
     fake.send_delay = send_delay  # seconds before answering each send: a real Kapso takes some
     records: list[dict] = []
     lock = threading.Lock()

@@ -22,7 +22,7 @@ def fixture(name: str) -> dict:
 
 
 class FakeKapso(LocalServer):
-    def __init__(self, api_key: str = "test-kapso-key"):
+    def __init__(self, api_key: str = "test-kapso-key", port: int = 0):
         self.api_key = api_key
         self.requests: list[dict] = []
         self.sent: list[dict] = []  # bodies of accepted text sends, in order
@@ -35,7 +35,7 @@ class FakeKapso(LocalServer):
         self.webhooks: list[dict] = []
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        super().__init__()
+        super().__init__(port)
 
     def fail_next_send(self, status: int, body: dict, headers: dict | None = None, times: int = 1) -> None:
         for _ in range(times):
