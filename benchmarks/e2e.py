@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/e2e.py --duration 10          # smoke run
 
 Processes, as in production (scripts/run) but on the benchmark's database (sb_bench_e2e), Redis DB
-14 and ports 8210/8211: gunicorn (deploy/gunicorn.conf.py), the `default` worker (-P threads -c 16) and
+14 and ports 8210/8211: gunicorn (deploy/gunicorn.conf.py), the `default` worker (-P threads -c 8) and
 the `agents` worker (-P threads -c 32), both with CELERY_DB_REUSE_MAX=1000; no beat, so no sweeper
 can hide a lost message. Kapso is the tests' FakeKapso in its own process (benchmarks/kapso_standin.py),
 which records when each send arrives. It answers at once unless --kapso-delay S (a real Kapso takes
@@ -59,7 +59,7 @@ def parse_args() -> argparse.Namespace:
                    help="seconds the stand-in takes to answer each send (a real Kapso takes ~0.1-0.5 s)")
     p.add_argument("--default-pool", default="threads", help="pool of the default worker (prefork, threads)")
     p.add_argument("--agents-concurrency", type=int, default=32)
-    p.add_argument("--default-concurrency", type=int, default=16)
+    p.add_argument("--default-concurrency", type=int, default=8)
     p.add_argument("--profile", action="store_true", help="py-spy the web and both workers during the load")
     p.add_argument("--no-record", action="store_true")
     return p.parse_args()
