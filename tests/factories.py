@@ -23,7 +23,8 @@ def make_org(**fields) -> Organization:
 def make_user(org: Organization | None = None, role: str = Role.OWNER, **fields):
     n = next(_seq)
     email = fields.pop("email", f"user{n}@example.com")
-    user = get_user_model().objects.create_user(username=email, email=email, password=fields.pop("password", "pw-123456!"))
+    password = fields.pop("password", "pw-123456!")
+    user = get_user_model().objects.create_user(username=email, email=email, password=password)
     if org is not None:
         Membership.objects.create(user=user, org=org, role=role)
     return user
@@ -31,7 +32,8 @@ def make_user(org: Organization | None = None, role: str = Role.OWNER, **fields)
 
 def make_agent(org: Organization, **fields) -> Agent:
     n = next(_seq)
-    defaults = {"name": f"Agent {n}", "slug": f"agent-{n}", "system_prompt": "You help customers of {{organizationName}}.",
+    defaults = {"name": f"Agent {n}", "slug": f"agent-{n}",
+                "system_prompt": "You help customers of {{organizationName}}.",
                 "model_provider": "offline", "model_name": "demo",
                 "tools": ["whatsapp.send", "whatsapp.getConversation", "whatsapp.getStatus"]}
     return Agent.objects.create(org=org, **{**defaults, **fields})

@@ -60,12 +60,18 @@ class AgentRun(OrgOwnedModel):
     class Meta:
         constraints = [
             # New messages join the thread's one pending run: a burst gets one answer.
-            models.UniqueConstraint(fields=["thread"], condition=Q(status="pending"), name="run_one_pending_per_thread"),
+            models.UniqueConstraint(
+                fields=["thread"], condition=Q(status="pending"), name="run_one_pending_per_thread"
+            ),
             # The thread lock: turns of one thread never overlap, enforced by the database.
-            models.UniqueConstraint(fields=["thread"], condition=Q(status="running"), name="run_one_running_per_thread"),
+            models.UniqueConstraint(
+                fields=["thread"], condition=Q(status="running"), name="run_one_running_per_thread"
+            ),
         ]
         indexes = [
-            models.Index(fields=["status", "updated_at"], condition=Q(status__in=["pending", "running"]), name="run_active"),
+            models.Index(
+                fields=["status", "updated_at"], condition=Q(status__in=["pending", "running"]), name="run_active"
+            ),
             models.Index(fields=["thread", "created_at"], name="run_thread_time"),
         ]
 

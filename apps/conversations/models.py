@@ -98,7 +98,9 @@ class Message(OrgOwnedModel):
     error_text = models.TextField(blank=True, default="")
     raw = models.JSONField(default=dict, blank=True)
     # Inbound: the agent turn that answers this message. Outbound: the turn that wrote it.
-    run = models.ForeignKey("agents.AgentRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
+    run = models.ForeignKey(
+        "agents.AgentRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
     # Outbox bookkeeping.
     send_attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)

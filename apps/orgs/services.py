@@ -8,7 +8,9 @@ from .models import ApiKey, Membership, Organization, Role, hash_api_key
 
 
 @transaction.atomic
-def org_create(*, slug: str, name: str, owner_email: str, owner_password: str | None = None) -> tuple[Organization, str | None]:
+def org_create(
+    *, slug: str, name: str, owner_email: str, owner_password: str | None = None
+) -> tuple[Organization, str | None]:
     """Create an organization and its owner. Returns the org and the owner's one-time password
     when one had to be generated (None when the password was given or the user already existed)."""
     org = Organization.objects.create(slug=slug, name=name)

@@ -208,9 +208,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": 3600,
 }
 CELERY_TASK_PUBLISH_RETRY = False
+_SWEEP_EVERY = schedule(timedelta(seconds=SWEEP_INTERVAL_SECONDS))
 CELERY_BEAT_SCHEDULE = {
-    "sweep-agent-runs": {"task": "apps.agents.tasks.sweep_runs", "schedule": schedule(timedelta(seconds=SWEEP_INTERVAL_SECONDS))},
-    "sweep-outbox": {"task": "apps.conversations.tasks.sweep_outbox", "schedule": schedule(timedelta(seconds=SWEEP_INTERVAL_SECONDS))},
+    "sweep-agent-runs": {"task": "apps.agents.tasks.sweep_runs", "schedule": _SWEEP_EVERY},
+    "sweep-outbox": {"task": "apps.conversations.tasks.sweep_outbox", "schedule": _SWEEP_EVERY},
 }
 
 LOGGING = {
@@ -218,7 +219,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"context": {"()": "apps.core.logging.ContextFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s org=%(org)s conn=%(connection)s] %(message)s"},
+        "plain": {
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s org=%(org)s conn=%(connection)s] %(message)s"
+        },
         "json": {"()": "apps.core.logging.JsonFormatter"},
     },
     "handlers": {
