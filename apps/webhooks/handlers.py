@@ -16,6 +16,8 @@ def prepare_message_events(items: list[tuple[str, dict]]) -> tuple[str, list]:
     if len(events) != 1:
         raise PayloadError("a delivery must carry one event type")
     event = events.pop()
+    if not event:
+        raise PayloadError("the event name is missing (no X-Webhook-Event header and no type/event field)")
     if event == MESSAGE_RECEIVED:
         return event, [parse_inbound(payload) for _, payload in items]
     if event in STATUS_EVENTS:

@@ -61,10 +61,10 @@ def event_record(
     return row[0] if row else None
 
 
-def message_delivery_receive(*, connection, headers, raw: bytes, body) -> str:
-    """A signed delivery to the messages webhook. Returns 'processed', 'ignored' or 'duplicate'."""
+def message_delivery_receive(*, connection, headers, raw: bytes, items: list[tuple[str, dict]]) -> str:
+    """A signed delivery to the messages webhook, already split into its events (split_delivery).
+    Returns 'processed', 'ignored' or 'duplicate'."""
     try:
-        items = split_delivery(body, headers.get("X-Webhook-Event"))
         event, prepared = prepare_message_events(items)
     except PayloadError as error:
         raise DeliveryError(str(error)) from error

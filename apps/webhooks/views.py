@@ -53,7 +53,11 @@ class MessagesWebhookView(KapsoWebhookView):
         raw, body, error = self.read(request)
         if error:
             return error
-        connection = _connection_for(body, request.headers.get("X-Webhook-Event"))
+        try:
+            items = split_delivery(body, request.headers.get("X-Webhook-Event"))
+        except PayloadError:
+            items = []  # unreadable: no number to find, so the signature check below fails closed
+        connection = _connection_for(items)
         if connection is not None:
             bind(org=connection.org_slug, connection=connection.id)
         secret = connection.webhook_secret if connection else ""
@@ -62,7 +66,7 @@ class MessagesWebhookView(KapsoWebhookView):
             return _error(401, "Invalid or missing signature.")
         try:
             result = services.message_delivery_receive(
-                connection=connection, headers=request.headers, raw=raw, body=body
+                connection=connection, headers=request.headers, raw=raw, items=items
             )
         except services.DeliveryError as exc:
             return _error(400, str(exc))
@@ -84,12 +88,8 @@ class ProjectWebhookView(KapsoWebhookView):
         return Response({"status": result})
 
 
-def _connection_for(body: object, event_header: str | None):
+def _connection_for(items: list[tuple[str, dict]]):
     """The connection whose secret signs this delivery: one phone_number_id for all its items."""
-    try:
-        items = split_delivery(body, event_header or "unknown")
-    except PayloadError:
-        return None
     ids = {phone_number_id_of(payload) for _, payload in items}
     if len(ids) != 1 or None in ids:
         return None
