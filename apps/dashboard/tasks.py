@@ -1,24 +1,18 @@
-"""Playground turns run on the `agents` queue, like WhatsApp turns: seconds of model I/O belong
-on the thread-pool worker, not in a web worker that other people's pages are waiting for."""
-
-import logging
+"""Playground turns run on the `agents` queue (CELERY_TASK_ROUTES), like WhatsApp turns: seconds
+of model I/O belong on the thread-pool worker, not in a web worker that other people's pages are
+waiting for."""
 
 from celery import shared_task
 from django.core.cache import cache
 
-from . import playground
+from apps.core.queue import enqueue
 
-logger = logging.getLogger(__name__)
-QUEUE = "agents"
+from . import playground
 
 
 def enqueue_playground_turn(thread_id) -> bool:
-    try:
-        playground_turn.apply_async(args=(str(thread_id),), queue=QUEUE, retry=False)
-    except Exception:  # noqa: BLE001 - the page says the agent did not answer; the person can try again
-        logger.warning("could not enqueue the playground turn of %s", thread_id, exc_info=True)
-        return False
-    return True
+    # False when the broker is down: the page says the agent did not answer; the person can retry.
+    return enqueue(playground_turn, str(thread_id))
 
 
 @shared_task(bind=True, ignore_result=True, max_retries=120)
