@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from apps.agents.models import AgentRun, ToolCall
 from apps.conversations.models import Author, Direction, Message
-from apps.orgs.models import Invitation, Membership, Role
+from apps.orgs.models import Invitation, Membership, Role, hash_secret
 from apps.orgs.services import api_key_create
 from apps.webhooks.models import WebhookEvent
 from tests.factories import make_agent, make_connection, make_thread, make_user
@@ -87,7 +87,7 @@ def make_event(org, connection, *, result="processed", kind="messages", event="w
 
 def make_invitation(org, email="new.person@example.com", role=Role.OPERATOR, raw="raw-token"):
     return Invitation.objects.create(org=org, email=email, role=role,
-                                     hashed_token=Invitation.hash_token(raw + str(org.pk)),
+                                     hashed_token=hash_secret(raw + str(org.pk)),
                                      expires_at=timezone.now() + timedelta(days=7))
 
 

@@ -16,7 +16,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from apps.orgs.models import INVITATION_TTL_DAYS, Invitation, Membership, Organization, Role
+from apps.orgs.models import INVITATION_TTL_DAYS, Invitation, Membership, Organization, Role, hash_secret
 
 
 class MemberChangeRefused(Exception):
@@ -35,7 +35,7 @@ def invitation_create(*, org: Organization, email: str, role: str, invited_by) -
     with transaction.atomic():
         Invitation.objects.filter(org=org, email__iexact=email, accepted_at__isnull=True).delete()
         invitation = Invitation.objects.create(
-            org=org, email=email, role=role, hashed_token=Invitation.hash_token(raw), invited_by=invited_by,
+            org=org, email=email, role=role, hashed_token=hash_secret(raw), invited_by=invited_by,
             expires_at=timezone.now() + timedelta(days=INVITATION_TTL_DAYS),
         )
     link = settings.PUBLIC_BASE_URL + reverse("invitation-accept", args=[raw])
@@ -53,7 +53,7 @@ def invitation_for_token(raw: str) -> Invitation | None:
     """The pending, unexpired invitation this link stands for, else None."""
     return (
         Invitation.objects.select_related("org")
-        .filter(hashed_token=Invitation.hash_token(raw), accepted_at__isnull=True, expires_at__gt=timezone.now())
+        .filter(hashed_token=hash_secret(raw), accepted_at__isnull=True, expires_at__gt=timezone.now())
         .first()
     )
 

@@ -41,7 +41,8 @@ class Membership(TimeStampedModel):
 API_KEY_PREFIX = "sb_"
 
 
-def hash_api_key(raw: str) -> str:
+def hash_secret(raw: str) -> str:
+    """How API keys and invitation tokens are stored: random and long, so a plain SHA-256 is enough."""
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
@@ -78,6 +79,3 @@ class Invitation(OrgOwnedModel):
     class Meta:
         indexes = [models.Index(fields=["org", "-created_at"], name="invitation_org_time")]
 
-    @staticmethod
-    def hash_token(raw: str) -> str:
-        return hashlib.sha256(raw.encode()).hexdigest()

@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from .models import ApiKey, Membership, Organization, Role, hash_api_key
+from .models import ApiKey, Membership, Organization, Role, hash_secret
 
 
 @transaction.atomic
@@ -28,14 +28,14 @@ def org_create(
 def api_key_create(*, org: Organization, name: str = "API key") -> tuple[ApiKey, str]:
     """A new key. The raw key is returned once and never stored (only its hash)."""
     raw = ApiKey.generate()
-    key = ApiKey.objects.create(org=org, name=name, prefix=raw[:10], hashed_key=hash_api_key(raw))
+    key = ApiKey.objects.create(org=org, name=name, prefix=raw[:10], hashed_key=hash_secret(raw))
     return key, raw
 
 
 def api_key_authenticate(raw: str) -> ApiKey | None:
     key = (
         ApiKey.objects.select_related("org")
-        .filter(hashed_key=hash_api_key(raw), revoked_at__isnull=True)
+        .filter(hashed_key=hash_secret(raw), revoked_at__isnull=True)
         .first()
     )
     if key is not None and (key.last_used_at is None or (timezone.now() - key.last_used_at).total_seconds() > 60):
