@@ -263,7 +263,7 @@ def statuses_after_sent() -> list[str]:
 
 
 def _record_send_error(message: Message, error: KapsoError) -> float | None:
-    attempts = Message.objects.values_list("send_attempts", flat=True).get(pk=message.pk)
+    attempts = message.send_attempts  # loaded after the claim counted this attempt
     if error.transient and attempts < settings.OUTBOX_MAX_ATTEMPTS:
         delay = retry_delay(attempts, error.retry_after)
         Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(
