@@ -34,6 +34,9 @@ RETURNING id
 KEPT_HEADERS = ("X-Webhook-Event", "X-Idempotency-Key", "X-Webhook-Payload-Version", "X-Webhook-Batch", "X-Batch-Size")
 
 
+UNUSED_EVENT = "Switchboard does not use this event."
+
+
 class DeliveryError(ValueError):
     """A signed delivery we cannot read: answered 400, nothing stored."""
 
@@ -74,7 +77,7 @@ def message_delivery_receive(*, connection, headers, raw: bytes, items: list[tup
         event_id = event_record(
             kind=WebhookKind.MESSAGES, event=event, headers=headers, raw=raw, org_id=connection.org_id,
             connection_id=connection.id, result=result,
-            detail="" if handler else "Switchboard does not use this event.",
+            detail="" if handler else UNUSED_EVENT,
         )
         if event_id is None:
             return "duplicate"
@@ -105,7 +108,7 @@ def project_delivery_receive(*, headers, raw: bytes, body) -> str:
         event_id = event_record(
             kind=WebhookKind.PROJECT, event=event, headers=headers, raw=raw, org_id=org_id,
             result=ProcessingResult.PENDING if known else ProcessingResult.IGNORED,
-            detail="" if known else "Switchboard does not use this event.",
+            detail="" if known else UNUSED_EVENT,
         )
         if event_id is None:
             return "duplicate"
@@ -154,7 +157,7 @@ def _message_event_reapply(event) -> str:
             if handler is not None:
                 handler(connection, prepared)
             result, detail = (ProcessingResult.PROCESSED, "Reprocessed.") if handler else (
-                ProcessingResult.IGNORED, "Switchboard does not use this event.")
+                ProcessingResult.IGNORED, UNUSED_EVENT)
             WebhookEvent.objects.filter(pk=event.pk).update(
                 result=result, detail=detail, processed_at=timezone.now(), updated_at=timezone.now())
     except (PayloadError, DeliveryError, ValueError) as error:
