@@ -2,7 +2,8 @@
  *
  * 1. Live streams. Thread and playground pages receive "batches" of stream items (from the poller
  *    or from a reply). Each item has an id, a version and a time key: a new item is inserted in
- *    time order, a changed one (a tick turned blue) replaces the old copy, a known one is skipped.
+ *    time order, a newer version (a tick turned blue) replaces the copy in the stream, an older or
+ *    equal one is skipped.
  *    The reply box is never touched, so nothing being typed is lost.
  * 2. The reply box: Enter sends (Shift+Enter for a new line), it grows with its text, and it is
  *    cleared only once the server confirmed the message was stored.
@@ -28,9 +29,12 @@
     var added = false;
     Array.prototype.slice.call(batch.children).forEach(function (item) {
       if (!item.id || !item.hasAttribute("data-key")) { return; }
-      var existing = document.getElementById(item.id);
-      if (existing && existing !== item) {
-        if (existing.getAttribute("data-version") !== item.getAttribute("data-version")) {
+      // Only a copy already in the stream counts: another batch still waiting to be merged may
+      // hold the same item, and finding that one instead let both copies into the stream.
+      var existing = stream.querySelector(":scope > #" + CSS.escape(item.id));
+      if (existing) {
+        // Versions are ISO times: a late batch carrying an older copy (a tick not yet blue) loses.
+        if (item.getAttribute("data-version") > existing.getAttribute("data-version")) {
           existing.replaceWith(item);
         }
         return;
