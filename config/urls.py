@@ -1,4 +1,4 @@
-from django.conf import settings
+from django.apps import apps
 from django.contrib import admin
 from django.urls import include, path
 
@@ -13,5 +13,5 @@ urlpatterns = [
     path("", include("apps.dashboard.urls")),
 ]
 
-if settings.KAPSO_SANDBOX:
-    urlpatterns.insert(0, path("sandbox/", include("apps.sandbox.urls")))
+if apps.is_installed("sandbox"):  # only with KAPSO_SANDBOX=1 (config/settings/base.py)
+    urlpatterns.insert(0, path("sandbox/", include("sandbox.urls")))

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from apps.sandbox import services
-from apps.sandbox.models import Customer, FailureKind, SetupLink
+from sandbox import services
+from sandbox.models import Customer, FailureKind, SetupLink
 from tests.fakes.sandbox_support import shape_mismatches
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,7 +17,7 @@ PLATFORM = "/sandbox/platform/v1"
 META = "/sandbox/meta/whatsapp/v24.0"
 KEY = {"HTTP_X_API_KEY": "any-key"}
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("apps.sandbox.standalone_urls")]
+pytestmark = [pytest.mark.django_db]
 
 
 def documented(name: str) -> dict:

@@ -6,10 +6,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from apps.sandbox import conf, pages, services
-from apps.sandbox.models import Delivery, SetupLink
+from sandbox import conf, pages, services
+from sandbox.models import Delivery, SetupLink
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("apps.sandbox.standalone_urls")]
+pytestmark = [pytest.mark.django_db]
 CONTACT = "15551234567"
 
 
@@ -147,7 +147,7 @@ def test_redeliver_queues_a_task_and_never_redirects_off_the_sandbox(client, num
 
     response = client.post(f"/sandbox/deliveries/{delivery.id}/redeliver", {"next": "https://evil.example/"})
 
-    assert queued == [("apps.sandbox.tasks.redeliver_webhook", (str(delivery.id),))]
+    assert queued == [("sandbox.tasks.redeliver_webhook", (str(delivery.id),))]
     assert response["Location"] == "/sandbox/"
 
 

@@ -12,17 +12,17 @@ from apps.conversations.models import Message
 from apps.conversations.tasks import outbox_drain
 from apps.kapso import client as kapso
 from apps.kapso.errors import KapsoError
-from apps.sandbox import delivery, services
-from apps.sandbox.models import Delivery, FailureKind, PhoneNumber
 from apps.webhooks.models import WebhookEvent
 from apps.webhooks.tasks import project_event_process
 from apps.whatsapp import services as whatsapp
 from apps.whatsapp.models import WhatsAppConnection
+from sandbox import delivery, services
+from sandbox.models import Delivery, FailureKind, PhoneNumber
 from tests.factories import make_agent, make_org
 from tests.fakes.sandbox_support import TaskQueue
 
 CONTACT = "15551234567"
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("apps.sandbox.standalone_urls")]
+pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from apps.kapso.signatures import signature_is_valid
-from apps.sandbox import delivery, services
-from apps.sandbox.models import Delivery, FailureKind
+from sandbox import delivery, services
+from sandbox.models import Delivery, FailureKind
 from tests.fakes.sandbox_support import Receiver, TaskQueue, shape_mismatches
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,20 +5,7 @@ scripts run `manage.py check --deploy --fail-level ERROR` before serving.
 """
 
 from django.conf import settings
-from django.core.checks import Error, Tags, Warning, register
-
-
-@register(Tags.security, deploy=False)
-def sandbox_check(app_configs=None, **kwargs):
-    """The Kapso sandbox accepts any API key and shows every chat to anyone who opens it."""
-    if getattr(settings, "KAPSO_SANDBOX", False) and not settings.DEBUG and not _sandbox_allowed():
-        return [Error(
-            "The Kapso sandbox is on (KAPSO_SANDBOX=1) while DEBUG is off.",
-            hint="The sandbox is for development and demos. Turn it off, or set "
-                 "KAPSO_SANDBOX_ALLOW_IN_PRODUCTION=1 if you really mean to expose it.",
-            id="switchboard.E001",
-        )]
-    return []
+from django.core.checks import Warning, register
 
 
 @register()
@@ -42,11 +29,3 @@ def kapso_settings_check(app_configs=None, **kwargs):
         ))
     return problems
 
-
-def _sandbox_allowed() -> bool:
-    import os
-
-    value = getattr(settings, "KAPSO_SANDBOX_ALLOW_IN_PRODUCTION", None)
-    if value is None:
-        value = os.environ.get("KAPSO_SANDBOX_ALLOW_IN_PRODUCTION", "")
-    return str(value).strip().lower() in {"1", "true", "yes", "on"}

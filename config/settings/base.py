@@ -59,8 +59,6 @@ INSTALLED_APPS = [
     "apps.webhooks",
     "apps.dashboard",
     "apps.api",
-    # Always installed so its tables exist everywhere; its URLs are mounted only when KAPSO_SANDBOX.
-    "apps.sandbox",
 ]
 
 MIDDLEWARE = [
@@ -148,6 +146,11 @@ KAPSO_GRAPH_VERSION = env("KAPSO_GRAPH_VERSION", "v24.0")
 KAPSO_WEBHOOK_SECRET = env("KAPSO_WEBHOOK_SECRET")
 KAPSO_TIMEOUT_SECONDS = env_float("KAPSO_TIMEOUT_SECONDS", 10.0)
 KAPSO_SANDBOX = env_bool("KAPSO_SANDBOX", False)
+# The one switch for the local Kapso stand-in (the top-level `sandbox` package, not part of the
+# product): its app, templates and tables exist only when it is on, and config/urls.py mounts its
+# URLs only when it is installed. A production database never gets its tables.
+if KAPSO_SANDBOX:
+    INSTALLED_APPS.append("sandbox")
 
 # Key for encrypting stored secrets (per-connection webhook secrets). Defaults to one derived from
 # SECRET_KEY; set it explicitly so SECRET_KEY can rotate without losing the stored secrets.

@@ -10,20 +10,13 @@ import copy
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import DATABASES, KAPSO_SANDBOX, LOGGING, SECRET_KEY, env, env_bool, env_int
+from .base import DATABASES, LOGGING, SECRET_KEY, env, env_bool, env_int
 
 DEBUG = False
 
 if not SECRET_KEY or SECRET_KEY.startswith("dev-only") or len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
     raise ImproperlyConfigured(
         "DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) must be a long random value in production."
-    )
-
-# The sandbox accepts any API key and shows every chat to whoever opens it.
-if KAPSO_SANDBOX and not env_bool("KAPSO_SANDBOX_ALLOW_IN_PRODUCTION"):
-    raise ImproperlyConfigured(
-        "KAPSO_SANDBOX=1 with production settings. The sandbox is for development and demos; set "
-        "KAPSO_SANDBOX_ALLOW_IN_PRODUCTION=1 only if you really mean to expose it."
     )
 
 # --- HTTPS behind a proxy --------------------------------------------------------------------

@@ -1,7 +1,12 @@
 """Test settings: real PostgreSQL and Redis, on a Redis DB index of the tests' own."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import INSTALLED_APPS, env
+
+# The sandbox's own tests need its app and tables; its guard (sandbox/apps.py) acts only when
+# KAPSO_SANDBOX is on, which these tests switch on through the `settings` fixture.
+if "sandbox" not in INSTALLED_APPS:
+    INSTALLED_APPS = [*INSTALLED_APPS, "sandbox"]
 
 DEBUG = False
 REDIS_URL = env("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")

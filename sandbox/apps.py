@@ -3,12 +3,13 @@ from django.conf import settings
 
 
 class SandboxConfig(AppConfig):
-    name = "apps.sandbox"
+    name = "sandbox"
     label = "sandbox"
     verbose_name = "Kapso sandbox"
 
     def ready(self) -> None:
-        # Refuse at start, in every process (web, workers, manage.py), not at the first request.
+        # The sandbox's one guard: installed only with KAPSO_SANDBOX=1 (config/settings/base.py), it
+        # refuses at start, in every process (web, workers, manage.py), with DEBUG off unless allowed.
         if getattr(settings, "KAPSO_SANDBOX", False):
             from . import conf
 

@@ -510,4 +510,4 @@ def meta_message(request, body, version, phone_number_id, message_id):
 def not_implemented(request, surface: str, rest: str = ""):
     """What the sandbox does not stand in for says so, as the kapso-emulator does (REFERENCE.md §10.2)."""
     return reply({"error": "not_implemented", "surface": surface, "method": request.method, "path": request.path,
-                  "hint": "The Kapso sandbox implements what Switchboard uses; see apps/sandbox/urls.py."}, 501)
+                  "hint": "The Kapso sandbox implements what Switchboard uses; see sandbox/urls.py."}, 501)
