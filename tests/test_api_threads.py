@@ -18,7 +18,9 @@ MESSAGE_FIELDS = {"id", "direction", "author", "type", "text", "status", "wamid"
 
 @pytest.fixture
 def thread(connection):
-    return make_thread(connection, "+15551234567", contact_name="John Doe", last_message_at=timezone.now())
+    # The customer wrote a minute ago: the 24-hour window for free-text replies is open.
+    return make_thread(connection, "+15551234567", contact_name="John Doe", last_message_at=timezone.now(),
+                       last_inbound_at=timezone.now() - timedelta(minutes=1))
 
 
 def add_message(thread: Thread, **fields) -> Message:
@@ -167,6 +169,27 @@ def test_it_accepts_a_reply_of_the_largest_size(api, thread):
 
     assert response.status_code == 201
     assert len(json_of(response)["results"]) == 4
+
+
+def test_it_refuses_a_reply_outside_the_24_hour_window_like_the_dashboard(api, thread):
+    Thread.objects.filter(pk=thread.pk).update(last_inbound_at=timezone.now() - timedelta(hours=25))
+
+    response = api.post(f"/api/v1/threads/{thread.id}/messages", {"text": "Hello again"}, format="json")
+
+    assert response.status_code == 409
+    assert "24 hours" in json_of(response)["error"]
+    assert not Message.objects.exists()
+
+
+def test_it_refuses_a_reply_when_the_number_is_not_connected(api, connection, thread):
+    connection.status = "disconnected"
+    connection.save(update_fields=["status"])
+
+    response = api.post(f"/api/v1/threads/{thread.id}/messages", {"text": "Hello"}, format="json")
+
+    assert response.status_code == 409
+    assert "Reconnect" in json_of(response)["error"]
+    assert not Message.objects.exists()
 
 
 # --- Other tenants -----------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 Every lookup goes through the caller's org (`request.user` is an ApiClient, see auth.py): another
 org's object answers 404 exactly like an id that does not exist, and a malformed id does the same.
 Errors are JSON with a human message: DRF's `{"detail": ...}` and `{field: [messages]}` shapes,
-and `{"error": ...}` for the refusals of our own (409 agent in use, 502 Kapso unavailable).
+and `{"error": ...}` for the refusals of our own (409 agent in use or reply refused, 502 Kapso
+unavailable).
 """
 
 import logging
@@ -20,7 +21,7 @@ from rest_framework.views import APIView
 from apps.agents import services as agents
 from apps.agents.selectors import agent_get, agent_list
 from apps.conversations.models import Message, Thread
-from apps.conversations.services import operator_reply
+from apps.conversations.services import ReplyRefused, operator_reply
 from apps.kapso.errors import KapsoError
 from apps.whatsapp import services as whatsapp
 from apps.whatsapp.models import WhatsAppConnection
@@ -204,8 +205,13 @@ class ThreadMessagesApi(APIView):
         A reply longer than one WhatsApp message (4,096 characters) becomes several messages, so
         the answer is always the list of what was queued, in sending order, shaped like a page:
         201 `{"results": [message, ...]}`. Each starts `queued`; follow it in GET …/messages.
+        The same checks as in the dashboard: outside the 24-hour window, or when the number is not
+        connected, the answer is 409 `{"error": why}` and nothing is queued.
         """
         thread = _owned(_threads(request), thread_id, "thread")
         data = _input(s.ReplySerializer, request)
-        messages = operator_reply(thread=thread, text=data["text"])
+        try:
+            messages = operator_reply(thread=thread, text=data["text"])
+        except ReplyRefused as refused:
+            return _error(409, str(refused))
         return Response({"results": s.MessageSerializer(messages, many=True).data}, status=201)

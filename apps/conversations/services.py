@@ -163,7 +163,9 @@ def thread_set_handoff(*, thread: Thread, handoff: str) -> None:
 # --- The outbox --------------------------------------------------------------------------------
 
 
-def outbound_queue(*, thread: Thread, text: str, author: str, run_id: uuid.UUID | None = None) -> list[Message]:
+def outbound_queue(
+    *, thread: Thread, text: str, author: str, run_id: uuid.UUID | None = None, raw: dict | None = None
+) -> list[Message]:
     """Record a reply as queued messages (split at 4,096 characters) and drain the thread's outbox
     once the transaction commits. The row exists before any attempt to send it."""
     from .tasks import enqueue_outbox_drain
@@ -173,7 +175,7 @@ def outbound_queue(*, thread: Thread, text: str, author: str, run_id: uuid.UUID 
         Message(
             org_id=thread.org_id, thread_id=thread.id, connection_id=thread.connection_id,
             direction=Direction.OUTBOUND, author=author, text=chunk, status=MessageStatus.QUEUED,
-            run_id=run_id, created_at=now + timedelta(microseconds=index),
+            run_id=run_id, created_at=now + timedelta(microseconds=index), raw=dict(raw or {}),
         )
         for index, chunk in enumerate(split_text(text))
     ]
@@ -347,25 +349,17 @@ def _find_sent_copy(rows: list, message: Message) -> str | None:
 # --- Operator replies --------------------------------------------------------------------------
 
 
-def operator_reply(*, thread: Thread, text: str) -> list[Message]:
-    """A person's reply (dashboard or API) goes through the same outbox as the agent's answers:
-    queued rows, split at 4,096 characters, sent in order. The rows and the thread's activity time
-    are written together. It does not change the handoff state: taking over is its own action."""
-    with transaction.atomic():
-        return outbound_queue(thread=thread, text=text, author=Author.OPERATOR)
-
-
-# --- Operators in the dashboard ------------------------------------------------------------------
-
-
 class ReplyRefused(Exception):
     """An operator reply that cannot go out; the message says why in words an operator can act on."""
 
 
-def operator_reply_checked(*, thread: Thread, text: str, sent_by: str = "") -> list[Message]:
-    """`operator_reply`, refused with nothing stored when WhatsApp would refuse it anyway (outside
-    the 24-hour window, number not connected), so the operator learns it before sending, not from
-    a failed tick. `sent_by` (who in the team wrote it) is kept in the rows' `raw` for the thread view."""
+def operator_reply(*, thread: Thread, text: str, sent_by: str = "") -> list[Message]:
+    """A person's reply, from the dashboard or the API: the one path for both. It goes through the
+    same outbox as the agent's answers (queued rows, split at 4,096 characters, sent in order), and
+    is refused with nothing stored when WhatsApp would refuse it anyway (outside the 24-hour window,
+    number not connected), so the operator learns it before sending, not from a failed tick.
+    `sent_by` (who in the team wrote it) is kept in the rows' `raw` for the thread view. Replying
+    does not change the handoff state: taking over is its own action."""
     from .selectors import reply_blocked_reason
 
     text = (text or "").strip()
@@ -375,9 +369,5 @@ def operator_reply_checked(*, thread: Thread, text: str, sent_by: str = "") -> l
     if reason:
         raise ReplyRefused(reason)
     with transaction.atomic():
-        rows = operator_reply(thread=thread, text=text)
-        if sent_by:
-            Message.objects.filter(pk__in=[row.pk for row in rows]).update(raw={"sent_by": sent_by})
-            for row in rows:
-                row.raw = {"sent_by": sent_by}
-    return rows
+        return outbound_queue(thread=thread, text=text, author=Author.OPERATOR,
+                              raw={"sent_by": sent_by} if sent_by else None)
