@@ -64,7 +64,8 @@ def test_a_turn_runs_tools_and_records_every_call(connection, openai, org):
     assert Message.objects.get(direction="outbound").text == "Your line is connected."
     first, second = openai.requests
     assert first.body["tools"][0]["function"]["name"] == "whatsapp_send"
-    assert first.body["messages"][0] == {"role": "system", "content": "You help customers of Acme Shop."}
+    assert first.body["messages"][0]["role"] == "system"
+    assert first.body["messages"][0]["content"].startswith("You help customers of Acme Shop.\n\n")
     assert second.body["messages"][-1]["role"] == "tool"
 
 

@@ -8,7 +8,8 @@ from tests.factories import make_agent, make_connection
 
 pytestmark = pytest.mark.django_db
 
-AGENT_FIELDS = {"id", "name", "slug", "system_prompt", "model", "tools", "fallback_text", "created_at"}
+AGENT_FIELDS = {"id", "name", "slug", "system_prompt", "model", "tools", "fallback_text", "allowed_numbers",
+                "created_at"}
 
 
 def full_body(**overrides) -> dict:

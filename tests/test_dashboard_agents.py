@@ -47,7 +47,7 @@ def test_the_preview_renders_the_variables(client, admin, org):
                                              {"name": "Ava", "system_prompt": "{{agentName}} of {{organizationName}} "
                                               "greets {{contactName}} ({{contactPhone}}) {{typo}}"}, **HTMX)
 
-    assert "Ava of Acme Shop greets Maria (+15551234567) {{typo}}" in response.content.decode()
+    assert "Ava of Acme Shop greets &quot;Maria&quot; (+15551234567) {{typo}}" in response.content.decode()
 
 
 def test_an_admin_edits_an_agent(client, admin, org, agent):

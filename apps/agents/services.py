@@ -186,7 +186,7 @@ def _run_give_up(run: AgentRun) -> None:
 
 AGENT_EDITABLE_FIELDS = (
     "name", "slug", "system_prompt", "model_provider", "model_name", "temperature", "max_tokens", "tools",
-    "fallback_text",
+    "fallback_text", "allowed_numbers",
 )
 
 
@@ -215,10 +215,12 @@ def agent_create(
     max_tokens: int | None = None,
     tools: list[str] | None = None,
     fallback_text: str | None = None,
+    allowed_numbers: list[str] | None = None,
 ) -> Agent:
     agent = Agent(
         org=org, name=name, slug=slug, system_prompt=system_prompt, model_provider=model_provider,
         model_name=model_name, temperature=temperature, max_tokens=max_tokens, tools=list(tools or []),
+        allowed_numbers=list(allowed_numbers or []),
     )
     if fallback_text is not None:  # else the model's default text
         agent.fallback_text = fallback_text
@@ -231,7 +233,7 @@ def agent_update(*, agent: Agent, data: dict) -> Agent:
     if unknown:
         raise AgentInvalid(unknown[0], f"{unknown[0]!r} is not a field of an agent that can be changed.")
     for name, value in data.items():
-        setattr(agent, name, list(value) if name == "tools" else value)
+        setattr(agent, name, list(value) if name in ("tools", "allowed_numbers") else value)
     return _agent_save(agent, update_fields=[*data, "updated_at"])
 
 
@@ -279,6 +281,22 @@ def _agent_check(agent: Agent) -> None:
         raise AgentInvalid("temperature", "The temperature must be between 0 and 2.")
     if agent.max_tokens is not None and agent.max_tokens < 1:
         raise AgentInvalid("max_tokens", "max_tokens must be at least 1.")
+    agent.allowed_numbers = _allowed_numbers_check(agent.allowed_numbers)
+
+
+def _allowed_numbers_check(numbers: list) -> list[str]:
+    """Stored in E.164, as threads are, so a tool compares like with like."""
+    from apps.kapso.payloads import normalize_phone
+
+    normalized = []
+    for number in numbers:
+        phone = normalize_phone(number) if isinstance(number, str) else None
+        if phone is None:
+            raise AgentInvalid("allowed_numbers", f"{str(number)[:40]!r} is not a phone number; write it in "
+                                                  "international format, like +15551234567.")
+        if phone not in normalized:
+            normalized.append(phone)
+    return normalized
 
 
 def thread_hand_back(*, thread: Thread) -> uuid.UUID | None:

@@ -59,6 +59,8 @@ class AgentSerializer(StrictSerializer):
         required=False,
     )
     fallback_text = serializers.CharField(required=False)
+    # Numbers besides the current contact that the tools may read or message: empty, only the contact.
+    allowed_numbers = serializers.ListField(child=serializers.CharField(max_length=40), max_length=100, required=False)
     created_at = serializers.DateTimeField(read_only=True)
 
     def validate_tools(self, tools: list[str]) -> list[str]:

@@ -88,9 +88,20 @@ class AgentForm(forms.Form):
         help_text="Sent to the customer when the model cannot answer (an outage, a bad key).",
     )
 
+    allowed_numbers = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), required=False, label="Other numbers the agent may reach",
+        help_text="One per line, like +15551234567. Empty (recommended): the agent only reads and messages the "
+                  "person it is talking to.",
+    )
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["tools"].choices = [(name, name) for name in all_tools()]
+
+    def clean_allowed_numbers(self) -> list[str]:
+        # Checked and normalised by the agent service, which puts its message back on this field.
+        return [line.strip() for line in self.cleaned_data["allowed_numbers"].replace(",", "\n").splitlines()
+                if line.strip()]
 
     def clean(self):
         data = super().clean()
@@ -102,7 +113,7 @@ class AgentForm(forms.Form):
     def initial_for(agent: Agent) -> dict:
         fields = ("name", "slug", "system_prompt", "model_provider", "model_name", "temperature", "max_tokens",
                   "tools", "fallback_text")
-        return {name: getattr(agent, name) for name in fields}
+        return {**{name: getattr(agent, name) for name in fields}, "allowed_numbers": "\n".join(agent.allowed_numbers)}
 
 
 class ReplyForm(forms.Form):

@@ -173,6 +173,10 @@ MODEL_TIMEOUT_SECONDS = env_float("MODEL_TIMEOUT_SECONDS", 25.0)
 MODEL_MAX_ATTEMPTS = env_int("MODEL_MAX_ATTEMPTS", 3)
 MODEL_RETRY_BASE_SECONDS = env_float("MODEL_RETRY_BASE_SECONDS", 1.0)
 
+# --- Trust ---------------------------------------------------------------------------------
+# At most this many messages a turn may queue through the whatsapp.send tool (besides its answer).
+MAX_TOOL_SENDS_PER_TURN = env_int("MAX_TOOL_SENDS_PER_TURN", 5)
+
 # --- Routing -------------------------------------------------------------------------------
 # A run whose worker has not reported for this long is considered lost and handed out again.
 AGENT_RUN_STALE_SECONDS = env_int("AGENT_RUN_STALE_SECONDS", 60)

@@ -57,9 +57,34 @@ def all_tools() -> dict[str, Tool]:
 TOOL_NAMES = ("whatsapp.send", "whatsapp.getConversation", "whatsapp.getStatus")
 
 
-def tool_specs(names: list[str]) -> list[ToolSpec]:
+# Tools that can reach a contact other than the current one, and only the agent's allowed numbers.
+REACHES_OTHER_CONTACTS = ("whatsapp.send", "whatsapp.getConversation")
+
+
+def tool_specs(names: list[str], *, allowed_numbers: list[str] | None = None) -> list[ToolSpec]:
+    """The specs the model sees. The tools that can reach another contact say which numbers they may
+    reach, so the model is told the rule instead of discovering it by refusal."""
     registry = _registry()
-    return [registry[name].spec() for name in names if name in registry]
+    specs = []
+    for name in names:
+        if name not in registry:
+            continue
+        spec = registry[name].spec()
+        if name in REACHES_OTHER_CONTACTS:
+            spec.description += " " + _reach_sentence(allowed_numbers or [])
+        specs.append(spec)
+    return specs
+
+
+def _reach_sentence(allowed_numbers: list[str]) -> str:
+    if not allowed_numbers:
+        return "It works only with the current contact; any other number is refused."
+    return f"Besides the current contact, only these numbers are allowed: {', '.join(allowed_numbers)}."
+
+
+def tool_may_reach(context: "ToolContext", phone: str) -> bool:
+    """The current contact, or a number the operator put in the agent's allowed_numbers."""
+    return phone == context.thread.contact_phone or phone in (context.agent.allowed_numbers or [])
 
 
 def tool_run(name: str, arguments: dict, context: ToolContext) -> dict:

@@ -3,7 +3,7 @@ from django.utils.dateparse import parse_datetime
 from apps.conversations import selectors
 from apps.kapso.payloads import normalize_phone
 
-from . import Tool, ToolContext, ToolError
+from . import Tool, ToolContext, ToolError, tool_may_reach
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 50
@@ -15,6 +15,9 @@ def get_conversation(context: ToolContext, arguments: dict) -> dict:
         phone = normalize_phone(arguments["phone"])
         if phone is None:
             raise ToolError("`phone` must be a phone number in international format")
+        if not tool_may_reach(context, phone):
+            # Checked before any lookup: the answer does not even tell whether that contact exists.
+            raise ToolError("refused: this agent may only read the current conversation")
         thread = selectors.thread_for_phone(connection=context.connection, phone=phone)
         if thread is None:
             return {"contact": phone, "messages": [], "next_before": None}
@@ -41,8 +44,8 @@ def get_conversation(context: ToolContext, arguments: dict) -> dict:
 TOOL = Tool(
     name="whatsapp.getConversation",
     description=(
-        "Read recent messages of this conversation (or of another contact on the same WhatsApp line), "
-        "oldest first. Page back with `before` = the `next_before` of the previous page."
+        "Read recent messages of this conversation, oldest first. Page back with `before` = the `next_before` "
+        "of the previous page. `phone` may name another contact on the same WhatsApp line."
     ),
     parameters={
         "type": "object",

@@ -1,8 +1,10 @@
+from django.conf import settings
+
 from apps.conversations import selectors
 from apps.conversations.text import WHATSAPP_TEXT_LIMIT
 from apps.kapso.payloads import normalize_phone
 
-from . import PendingSend, Tool, ToolContext, ToolError
+from . import PendingSend, Tool, ToolContext, ToolError, tool_may_reach
 
 MAX_TOTAL_CHARACTERS = WHATSAPP_TEXT_LIMIT * 4
 
@@ -13,6 +15,9 @@ def send(context: ToolContext, arguments: dict) -> dict:
         raise ToolError("`text` is required and must be a non-empty string")
     if len(text) > MAX_TOTAL_CHARACTERS:
         raise ToolError(f"`text` is too long (at most {MAX_TOTAL_CHARACTERS} characters)")
+    if len(context.pending_sends) >= settings.MAX_TOOL_SENDS_PER_TURN:
+        # A contact who talks the model into a loop of sends gets at most this many messages a turn.
+        raise ToolError(f"refused: at most {settings.MAX_TOOL_SENDS_PER_TURN} messages can be sent in one turn")
     thread = _target_thread(context, arguments.get("to"))
     window = selectors.window_state(thread=thread)
     if not window["open"]:
@@ -32,7 +37,7 @@ def _target_thread(context: ToolContext, to: object):
         raise ToolError("`to` must be a phone number in international format, like +15551234567")
     if phone == context.thread.contact_phone:
         return context.thread
-    if phone not in (context.agent.allowed_numbers or []):
+    if not tool_may_reach(context, phone):
         raise ToolError("refused: this agent may only message the current contact")
     thread = selectors.thread_for_phone(connection=context.connection, phone=phone)
     if thread is None:
@@ -44,7 +49,7 @@ TOOL = Tool(
     name="whatsapp.send",
     description=(
         "Send a WhatsApp text message now, before your final answer (for example to acknowledge a long task). "
-        "Goes to the current contact unless `to` names another allowed number. Refused outside the 24-hour window."
+        "Goes to the current contact unless `to` names another number. Refused outside the 24-hour window."
     ),
     parameters={
         "type": "object",

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.agents import services as agents
 from apps.agents.models import Agent
-from apps.agents.runtime import render_prompt
+from apps.agents.runtime import contact_name_for_prompt, render_prompt
 from apps.agents.tools import all_tools
 from apps.conversations.models import Direction
 from apps.orgs.access import get_for_org_or_404
@@ -27,11 +27,11 @@ from .streams import parse_since, stream_response
 VARIABLES = [
     ("organizationName", "your organization's name"),
     ("agentName", "the agent's name"),
-    ("contactName", "the customer's WhatsApp name (“there” when unknown)"),
+    ("contactName", "the customer's WhatsApp name, in quotes as they wrote it (“there” when unknown)"),
     ("contactPhone", "the customer's number, like +15551234567"),
     ("now", "the current date and time (UTC)"),
 ]
-SAMPLE_CONTACT = {"contactName": "Maria", "contactPhone": "+15551234567"}
+SAMPLE_CONTACT = {"contactName": contact_name_for_prompt("Maria"), "contactPhone": "+15551234567"}
 
 
 def _agent(request: HttpRequest, agent_id: str) -> Agent:
