@@ -31,6 +31,7 @@ ROUTES = [
     ("post", "thread-reply", {"thread_id": "thread"}, OPERATOR),
     ("post", "thread-take-over", {"thread_id": "thread"}, OPERATOR),
     ("post", "thread-hand-back", {"thread_id": "thread"}, OPERATOR),
+    ("get", "message-media", {"thread_id": "thread", "message_id": "media_message"}, OPERATOR),
     ("get", "connections", {}, OPERATOR),
     ("post", "connection-connect", {}, ADMIN),
     ("get", "connection-setup-success", {}, OPERATOR),

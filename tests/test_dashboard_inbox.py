@@ -12,6 +12,7 @@ from tests.factories import make_connection, make_thread
 from tests.test_dashboard_support import (  # noqa: F401 - fixtures
     add_message,
     add_run,
+    add_stored_image,
     operator,
     org_url,
     owner,
@@ -179,20 +180,22 @@ def test_a_failed_send_says_why_in_words(client, operator, thread):
     assert "(code 131047)" in body
 
 
-def test_media_shows_as_what_it_is(client, operator, thread):
-    add_message(thread, "[Image: photo.jpg] Is this the right part?", type="image",
-                media={"url": "https://media.test/photo.jpg", "caption": "Is this the right part?"})
-    add_message(thread, "[Audio]", type="audio", media={"url": "https://media.test/voice.ogg",
-                                                        "transcript": "I need help with my order"})
-    add_message(thread, "[Document: invoice.pdf]", type="document",
+def test_media_shows_as_what_it_is_through_switchboards_own_links(client, operator, thread):
+    image = add_stored_image(thread)
+    audio = add_message(thread, "[Audio]", type="audio", media_status="stored",
+                        media={"url": "https://media.test/voice.ogg", "transcript": "I need help with my order"})
+    add_message(thread, "[Document: invoice.pdf]", type="document", media_status="pending",
                 media={"url": "https://media.test/invoice.pdf", "filename": "invoice.pdf", "byte_size": 20480})
 
     body = signed_in(client, operator).get(org_url("thread", thread.org, thread_id=thread.pk)).content.decode()
 
-    assert '<img class="media-image" src="https://media.test/photo.jpg"' in body
-    assert '<audio controls preload="none" src="https://media.test/voice.ogg">' in body
+    image_url = org_url("message-media", thread.org, thread_id=thread.pk, message_id=image.pk)
+    audio_url = org_url("message-media", thread.org, thread_id=thread.pk, message_id=audio.pk)
+    assert f'<img class="media-image" src="{image_url}"' in body
+    assert f'<audio controls preload="none" src="{audio_url}">' in body
     assert "“I need help with my order”" in body
-    assert "invoice.pdf" in body and "20.0 KB" in body
+    assert "invoice.pdf" in body and "20.0 KB" in body and "Fetching the file from WhatsApp" in body
+    assert "media.test" not in body  # Kapso's links expire and never reach the browser
 
 
 def test_agent_turns_show_their_tool_calls_and_failures(client, operator, thread):

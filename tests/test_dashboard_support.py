@@ -7,6 +7,7 @@ one's people must never reach (healthchecks' "another tenant" pattern)."""
 from datetime import timedelta
 
 import pytest
+from django.core.files.base import ContentFile
 from django.urls import reverse
 from django.utils import timezone
 
@@ -53,9 +54,11 @@ def world(org, other_org, owner, connection, thread, agent):
     other_connection = make_connection(other_org, agent=other_agent)
     other_thread = make_thread(other_connection, last_message_at=timezone.now())
     mine = {"org": org, "thread": thread, "connection": connection, "agent": agent,
+            "media_message": add_stored_image(thread),
             "event": make_event(org, connection), "key": api_key_create(org=org)[0],
             "membership": Membership.objects.get(org=org, user=owner), "invitation": make_invitation(org)}
     theirs = {"org": other_org, "thread": other_thread, "connection": other_connection, "agent": other_agent,
+              "media_message": add_stored_image(other_thread),
               "event": make_event(other_org, other_connection), "key": api_key_create(org=other_org)[0],
               "membership": Membership.objects.filter(org=other_org).first()
               or Membership.objects.create(org=other_org, user=make_user(), role=Role.OWNER),
@@ -66,6 +69,14 @@ def world(org, other_org, owner, connection, thread, agent):
 def add_message(thread, text, *, direction=Direction.INBOUND, author=Author.CONTACT, status="received", **fields):
     return Message.objects.create(org=thread.org, thread=thread, connection=thread.connection, direction=direction,
                                   author=author, text=text, status=status, **fields)
+
+
+def add_stored_image(thread, content: bytes = b"\xff\xd8\xff image"):
+    """An inbound photo whose copy is in the media store."""
+    message = add_message(thread, "[Image: photo.jpg]", type="image", media_status="stored",
+                          media={"filename": "photo.jpg", "content_type": "image/jpeg"})
+    message.media_file.save("photo.jpg", ContentFile(content))
+    return message
 
 
 def add_run(thread, *, status="succeeded", error="", tools=()):

@@ -79,6 +79,18 @@ def statuses_before(status: str) -> list[str]:
     return STATUS_ORDER[: STATUS_ORDER.index(status)]
 
 
+class MediaStatus(models.TextChoices):
+    NONE = "", "No media"
+    PENDING = "pending", "Being fetched"
+    STORED = "stored", "Stored"
+    FAILED = "failed", "Could not be fetched"
+    EXPIRED = "expired", "Deleted after the retention period"
+
+
+def media_upload_to(message: "Message", filename: str) -> str:
+    return f"media/{message.org_id}/{message.id}/{filename}"
+
+
 class Message(OrgOwnedModel):
     # Set by the caller when it matters: the parts of a split reply get consecutive microseconds so
     # they sort and send in order (auto_now_add would overwrite them in bulk_create).
@@ -91,7 +103,11 @@ class Message(OrgOwnedModel):
     author = models.CharField(max_length=8, choices=Author.choices)
     type = models.CharField(max_length=16, default="text")
     text = models.TextField(blank=True, default="")
-    media = models.JSONField(default=dict, blank=True)  # {url, filename, content_type, byte_size, transcript}
+    # {url, id, filename, content_type, byte_size, caption, transcript}
+    media = models.JSONField(default=dict, blank=True)
+    # Our own copy of the media bytes (apps/conversations/media.py): Kapso's links expire.
+    media_status = models.CharField(max_length=8, choices=MediaStatus.choices, blank=True, default="")
+    media_file = models.FileField(upload_to=media_upload_to, max_length=300, blank=True, default="")
     wamid = models.CharField(max_length=200, null=True, blank=True)
     status = models.CharField(max_length=10, choices=MessageStatus.choices)
     error_code = models.CharField(max_length=32, blank=True, default="")
@@ -124,6 +140,7 @@ class Message(OrgOwnedModel):
                 condition=Q(status__in=["queued", "sending"]),
                 name="message_outbox_pending",
             ),
+            models.Index(fields=["updated_at"], condition=Q(media_status="pending"), name="message_media_pending"),
             # The open thread polls for what changed since its last look (new messages, ticks).
             models.Index(fields=["thread", "updated_at"], name="message_thread_updated"),
             # Inbox search by message text through trigrams (pg_trgm). On UPPER(text) because that is

@@ -17,7 +17,8 @@ from apps.kapso.payloads import InboundMessage, StatusUpdate
 from apps.whatsapp.models import ConnectionStatus, WhatsAppConnection
 
 from . import pacing
-from .models import Author, Direction, Handoff, Message, MessageStatus, Thread, statuses_before
+from .media import has_media, media_fetch_enqueue
+from .models import Author, Direction, Handoff, MediaStatus, Message, MessageStatus, Thread, statuses_before
 from .text import split_text
 
 logger = logging.getLogger(__name__)
@@ -82,10 +83,12 @@ def inbound_messages_record(
             id=uuid.uuid4(), org_id=connection.org_id, thread_id=ref.id, connection_id=connection.id,
             direction=Direction.INBOUND, author=Author.CONTACT, type=item.type, text=item.text,
             media=item.media, wamid=item.wamid, status=MessageStatus.RECEIVED, raw=item.raw,
+            media_status=MediaStatus.PENDING if has_media(item.type) else MediaStatus.NONE,
         )
         by_thread.setdefault(ref.id, (ref, []))[1].append(row)
     rows = [row for _, thread_rows in by_thread.values() for row in thread_rows]
     new_ids = _insert_new(rows)
+    media_fetch_enqueue([row.id for row in rows if row.id in new_ids and row.media_status == MediaStatus.PENDING])
     return {
         thread_id: (ref, [r.id for r in thread_rows if r.id in new_ids])
         for thread_id, (ref, thread_rows) in by_thread.items()

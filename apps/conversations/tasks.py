@@ -12,7 +12,7 @@ from apps.core.queue import enqueue
 from apps.kapso.payloads import StatusUpdate
 from apps.whatsapp.models import WhatsAppConnection
 
-from . import services
+from . import media, services
 
 logger = logging.getLogger(__name__)
 
@@ -54,3 +54,18 @@ def message_status_retry(connection_id: str, update: dict, tries_left: int = 5) 
     result = services.message_status_apply(connection=connection, update=StatusUpdate.from_json(update))
     if result == "unknown" and tries_left > 0:
         enqueue(message_status_retry, connection_id, update, tries_left - 1, countdown=2.0)
+
+
+@shared_task(ignore_result=True)
+def media_fetch(message_id: str) -> None:
+    """Keep a copy of an inbound message's media (apps/conversations/media.py)."""
+    media.media_store(message_id=message_id, wait=False)
+
+
+@shared_task(ignore_result=True)
+def sweep_media() -> None:
+    """Beat: fetch again the media that is still pending (lost task, transient failure), and
+    delete stored copies past the retention period."""
+    for message_id in media.media_pending_stale(older_than=timedelta(seconds=settings.MEDIA_FETCH_STALE_SECONDS)):
+        enqueue(media_fetch, str(message_id))
+    media.media_purge_expired()

@@ -5,7 +5,7 @@ scripts run `manage.py check --deploy --fail-level ERROR` before serving.
 """
 
 from django.conf import settings
-from django.core.checks import Warning, register
+from django.core.checks import Error, Warning, register
 
 
 @register()
@@ -29,3 +29,19 @@ def kapso_settings_check(app_configs=None, **kwargs):
         ))
     return problems
 
+
+@register()
+def media_storage_check(app_configs=None, **kwargs):
+    """MEDIA_STORAGE=s3 needs django-storages (the `s3` extra) and a bucket."""
+    if getattr(settings, "MEDIA_STORAGE", "filesystem") != "s3":
+        return []
+    import importlib.util
+
+    if importlib.util.find_spec("storages") is None or importlib.util.find_spec("boto3") is None:
+        return [Error("MEDIA_STORAGE=s3 but django-storages is not installed.",
+                      hint='Install the s3 extra: pip install "switchboard[s3]".', id="switchboard.E002")]
+    if not getattr(settings, "AWS_STORAGE_BUCKET_NAME", ""):
+        return [Error("MEDIA_STORAGE=s3 but AWS_STORAGE_BUCKET_NAME is not set.",
+                      hint="Set the bucket (and AWS_S3_ENDPOINT_URL for a non-AWS S3-compatible service).",
+                      id="switchboard.E003")]
+    return []

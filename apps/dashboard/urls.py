@@ -40,6 +40,7 @@ org_patterns = [
     path("threads/<str:thread_id>/reply/", inbox.thread_reply, name="thread-reply"),
     path("threads/<str:thread_id>/take-over/", inbox.thread_take_over, name="thread-take-over"),
     path("threads/<str:thread_id>/hand-back/", inbox.thread_hand_back, name="thread-hand-back"),
+    path("threads/<str:thread_id>/media/<str:message_id>/", inbox.message_media, name="message-media"),
     # Connections
     path("connections/", connections.connection_list, name="connections"),
     path("connections/connect/", connections.connection_connect, name="connection-connect"),

@@ -5,7 +5,9 @@ Every failure raises KapsoError, classified as transient or permanent.
 """
 
 import threading
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
@@ -160,3 +162,59 @@ def list_messages(
     optional = {"direction": direction, "since": since, "conversation_id": conversation_id, "after": after}
     params.update({key: value for key, value in optional.items() if value})
     return _meta("GET", f"/{phone_number_id}/messages", params=params)
+
+
+# --- Media (REFERENCE.md §7) --------------------------------------------------------------------
+
+
+class MediaTooLarge(Exception):
+    """The file is bigger than the cap: not downloaded past it."""
+
+
+@dataclass
+class Download:
+    content: bytes
+    content_type: str
+
+
+def is_kapso_host(url: str) -> bool:
+    """Kapso's own hosts: *.kapso.ai, or wherever KAPSO_API_BASE_URL points (the sandbox, a stand-in)."""
+    host = (urlsplit(url).hostname or "").lower()
+    return host == "kapso.ai" or host.endswith(".kapso.ai") or host == urlsplit(settings.KAPSO_API_BASE_URL).hostname
+
+
+def get_media(*, media_id: str, phone_number_id: str) -> dict:
+    """A media id's metadata: {url, mime_type, file_size, download_url, ...}. The proxy requires
+    `phone_number_id`; `download_url` is Kapso's short-lived (about 4 minutes) link to the bytes."""
+    return _meta("GET", f"/{media_id}", params={"phone_number_id": phone_number_id})
+
+
+def download(url: str, *, max_bytes: int) -> Download:
+    """The bytes at `url`, streamed and abandoned past `max_bytes`. The API key goes only to Kapso's
+    hosts (as Kapso's SDK does): Meta's CDN rejects it and nobody else may see it."""
+    headers = {"X-API-Key": settings.KAPSO_API_KEY} if is_kapso_host(url) and settings.KAPSO_API_KEY else {}
+    try:
+        with _http().stream("GET", url, headers=headers, follow_redirects=True) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise error_from_response(response.status_code, _json_or_text(response), None)
+            declared = int(response.headers.get("Content-Length") or 0)
+            if declared > max_bytes:
+                raise MediaTooLarge(f"the file is {declared} bytes; the limit is {max_bytes}")
+            chunks, size = [], 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise MediaTooLarge(f"the file is more than {max_bytes} bytes")
+                chunks.append(chunk)
+            content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+            return Download(content=b"".join(chunks), content_type=content_type)
+    except httpx.HTTPError as exc:
+        raise network_error(exc) from exc
+
+
+def _json_or_text(response: httpx.Response) -> object:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text

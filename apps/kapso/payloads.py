@@ -235,6 +235,7 @@ def media_of(message: dict, kapso: dict) -> dict:
     }
     kind = _dict(message.get(_str(message.get("type"))))
     media["caption"] = _str(kind.get("caption"))
+    media["id"] = _str(kind.get("id"))  # Meta's media id: the way to the bytes when there is no media_url
     if not media["filename"]:
         media["filename"] = _str(kind.get("filename"))
     if not media["content_type"]:

@@ -156,6 +156,31 @@ if KAPSO_SANDBOX:
 # SECRET_KEY; set it explicitly so SECRET_KEY can rotate without losing the stored secrets.
 FIELD_ENCRYPTION_KEY = env("FIELD_ENCRYPTION_KEY")
 
+# --- Media -------------------------------------------------------------------------------
+# Inbound media is copied into Django's storage (apps/conversations/media.py): the local filesystem
+# under MEDIA_ROOT by default, or an S3-compatible bucket with MEDIA_STORAGE=s3 (needs the `s3`
+# extra: pip install "switchboard[s3]"; bucket and keys in the AWS_* variables of django-storages).
+MEDIA_STORAGE = env("MEDIA_STORAGE", "filesystem")
+MEDIA_ROOT = env("MEDIA_ROOT") or str(BASE_DIR / "media")
+MEDIA_URL = "/media/"  # never served directly: operators get files through an authenticated view
+MEDIA_MAX_BYTES = env_int("MEDIA_MAX_BYTES", 16 * 1024 * 1024)  # WhatsApp's own cap for audio and video
+MEDIA_RETENTION_DAYS = env_int("MEDIA_RETENTION_DAYS", 90)
+MEDIA_FETCH_STALE_SECONDS = env_int("MEDIA_FETCH_STALE_SECONDS", 60)
+_MEDIA_BACKENDS = {
+    "filesystem": "django.core.files.storage.FileSystemStorage",
+    "s3": "storages.backends.s3.S3Storage",
+}
+STORAGES = {
+    "default": {"BACKEND": _MEDIA_BACKENDS.get(MEDIA_STORAGE, MEDIA_STORAGE)},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+if MEDIA_STORAGE == "s3":
+    AWS_STORAGE_BUCKET_NAME = env("AWS_STORAGE_BUCKET_NAME")
+    AWS_S3_ENDPOINT_URL = env("AWS_S3_ENDPOINT_URL") or None  # any S3-compatible service
+    AWS_S3_REGION_NAME = env("AWS_S3_REGION_NAME") or None
+    AWS_DEFAULT_ACL = None
+    AWS_QUERYSTRING_AUTH = True
+
 # --- Model providers ---------------------------------------------------------------------
 OPENAI_API_KEY = env("OPENAI_API_KEY")
 OPENAI_BASE_URL = env("OPENAI_BASE_URL", "https://api.openai.com/v1")
@@ -222,6 +247,7 @@ _SWEEP_EVERY = schedule(timedelta(seconds=SWEEP_INTERVAL_SECONDS))
 CELERY_BEAT_SCHEDULE = {
     "sweep-agent-runs": {"task": "apps.agents.tasks.sweep_runs", "schedule": _SWEEP_EVERY},
     "sweep-outbox": {"task": "apps.conversations.tasks.sweep_outbox", "schedule": _SWEEP_EVERY},
+    "sweep-media": {"task": "apps.conversations.tasks.sweep_media", "schedule": schedule(timedelta(minutes=1))},
 }
 
 LOGGING = {

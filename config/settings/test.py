@@ -1,5 +1,8 @@
 """Test settings: real PostgreSQL and Redis, on a Redis DB index of the tests' own."""
 
+import tempfile
+from pathlib import Path
+
 from .base import *  # noqa: F403
 from .base import INSTALLED_APPS, env
 
@@ -22,6 +25,8 @@ PUBLIC_BASE_URL = "https://switchboard.test"
 MODEL_RETRY_BASE_SECONDS = 0.0
 OUTBOX_RETRY_BASE_SECONDS = 0.0
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# Media copies of the tests (web and workers of the end-to-end tests share it), away from the tree.
+MEDIA_ROOT = env("TEST_MEDIA_ROOT", str(Path(tempfile.gettempdir()) / "switchboard-test-media"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

@@ -33,6 +33,10 @@ class FakeKapso(LocalServer):
         self.history: list[dict] = []  # what GET /{pnid}/messages returns, newest first (accepted sends too)
         self.phone_numbers: dict[str, dict] = {}
         self.webhooks: list[dict] = []
+        # Media by name, served at /media/<name> (Kapso's stored copy, `kapso.media_url`), and by Meta
+        # media id through GET /{media_id}?phone_number_id= and its short-lived `download_url`.
+        self.media: dict[str, tuple[bytes, str]] = {}
+        self.media_ids: dict[str, tuple[bytes, str]] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         super().__init__(port)
@@ -47,13 +51,18 @@ class FakeKapso(LocalServer):
         for _ in range(times):
             self.send_delays.append(seconds)
 
+    def add_media(self, name: str, content: bytes, content_type: str) -> str:
+        """Serve a file as Kapso's stored copy; returns its `media_url`."""
+        self.media[name] = (content, content_type)
+        return f"{self.url}/media/{name}"
+
     def requests_to(self, method: str, pattern: str) -> list[dict]:
         return [r for r in self.requests if r["method"] == method and re.search(pattern, r["path"])]
 
     # --- routing ---------------------------------------------------------------------------
 
     def route(self, method: str, path: str, body: dict | None) -> tuple[int, object, dict]:
-        path = path.split("?")[0]
+        path, _, query = path.partition("?")
         if method == "POST" and path == "/platform/v1/customers":
             customer = body["customer"]
             data = dict(fixture("api__customer_created")["data"], id=str(uuid.uuid4()),
@@ -74,11 +83,32 @@ class FakeKapso(LocalServer):
                         **body["whatsapp_webhook"])
             self.webhooks.append(data)
             return 201, {"data": data}, {}
+        if m := re.fullmatch(r"/meta/whatsapp/v[0-9.]+/([0-9]+)", path):
+            return self._media_lookup(m.group(1), query)
         if m := re.fullmatch(r"/meta/whatsapp/v[0-9.]+/([^/]+)/messages", path):
             if method == "GET":
                 return 200, {"data": list(self.history), "paging": {"cursors": {}}}, {}
             return self._send(m.group(1), body or {})
         return 404, {"error": "Not found"}, {}
+
+    def _media_lookup(self, media_id: str, query: str) -> tuple[int, object, dict]:
+        # Kapso's proxy requires phone_number_id on media lookups (REFERENCE.md §7).
+        if "phone_number_id=" not in query:
+            return 400, {"error": {"message": "phone_number_id is required", "code": 100}}, {}
+        if media_id not in self.media_ids:
+            return 404, {"error": {"message": "Unsupported get request.", "code": 100}}, {}
+        content, content_type = self.media_ids[media_id]
+        return 200, {"messaging_product": "whatsapp", "id": media_id, "mime_type": content_type,
+                     "file_size": str(len(content)), "url": f"{self.url}/lookaside/{media_id}",
+                     "download_url": f"{self.url}/meta/whatsapp/media_download?token={media_id}"}, {}
+
+    def _file(self, path: str, query: str) -> tuple[bytes, str] | None:
+        """Anonymous downloads: Kapso's stored copies and the proxy's download_url."""
+        if path.startswith("/media/"):
+            return self.media.get(path.removeprefix("/media/"))
+        if path == "/meta/whatsapp/media_download":
+            return self.media_ids.get(query.removeprefix("token="))
+        return None
 
     def _send(self, phone_number_id: str, body: dict) -> tuple[int, object, dict]:
         if body.get("status") == "read":
@@ -118,6 +148,9 @@ class FakeKapso(LocalServer):
                 body = json.loads(raw) if raw else None
                 fake.requests.append({"method": method, "path": self.path, "body": body,
                                       "headers": dict(self.headers), "at": time.time()})
+                path, _, query = self.path.partition("?")
+                if path.startswith(("/media/", "/meta/whatsapp/media_download")):
+                    return self._serve_file(fake._file(path, query))
                 if self.headers.get("X-API-Key") != fake.api_key:
                     status, payload, headers = 401, {"error": "Invalid API key"}, {}
                 else:
@@ -133,6 +166,14 @@ class FakeKapso(LocalServer):
                     self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a timeout) or was killed mid-send; what it asked for stands
+
+            def _serve_file(self, found: tuple[bytes, str] | None):
+                content, content_type = found or (b'{"error": "Media download failed"}', "application/json")
+                self.send_response(200 if found else 404)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
 
             def do_GET(self):
                 self._serve("GET")

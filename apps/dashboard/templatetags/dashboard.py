@@ -4,6 +4,7 @@ import json
 from datetime import datetime
 
 from django import template
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.conversations.selectors import window_state
@@ -99,6 +100,14 @@ def media_kind(message) -> str:
     if kind in ("image", "audio", "video", "document", "sticker"):
         return kind
     return ""
+
+
+@register.filter
+def media_src(message, org_slug: str) -> str:
+    """Switchboard's own link to the message's stored media; '' while there is none."""
+    if message.media_status != "stored":
+        return ""
+    return reverse("message-media", args=[org_slug, message.thread_id, message.pk])
 
 
 @register.filter

@@ -3,16 +3,17 @@
 from datetime import timedelta
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.agents import services as agent_services
+from apps.conversations import media
 from apps.conversations import selectors as conversations
 from apps.conversations import services as conversation_services
-from apps.conversations.models import Handoff, Thread
+from apps.conversations.models import Handoff, Message, Thread
 from apps.orgs.access import get_for_org_or_404
 from apps.whatsapp.models import Environment, WhatsAppConnection
 
@@ -164,3 +165,30 @@ def _set_handoff(request: HttpRequest, thread_id: str, handoff: str) -> HttpResp
     if not request.htmx:
         return redirect("thread", org_slug=request.org.slug, thread_id=thread.pk)
     return render(request, "dashboard/thread.html#thread_state", {"thread": thread, **_thread_state(thread)})
+
+
+# Types a browser may show inline from our origin; anything else (HTML, SVG, PDF, …) is a download.
+INLINE_MEDIA_TYPES = {"image/jpeg", "image/png", "image/webp", "image/gif", "audio/ogg", "audio/mpeg", "audio/aac",
+                      "audio/mp4", "audio/amr", "video/mp4", "video/3gpp"}
+
+
+@require_GET
+@org_view()
+def message_media(request: HttpRequest, thread_id: str, message_id: str) -> HttpResponse:
+    """The stored copy of a message's photo, voice note, video or document, for the org's members
+    only (Kapso's own links expire and must not reach browsers)."""
+    thread = _thread(request, thread_id)
+    message = get_for_org_or_404(Message.objects.filter(thread=thread), request.org, message_id)
+    try:
+        file = media.media_open(message)
+    except media.MediaUnavailable as error:
+        return HttpResponse(str(error), status=404, content_type="text/plain; charset=utf-8")
+    content_type = message.media.get("content_type") or "application/octet-stream"
+    inline = content_type in INLINE_MEDIA_TYPES
+    filename = message.media.get("filename") or message.media_file.name.rsplit("/", 1)[-1]
+    response = FileResponse(file, as_attachment=not inline, filename=filename,
+                            content_type=content_type if inline else "application/octet-stream")
+    response["Cache-Control"] = "private, max-age=3600"
+    response["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

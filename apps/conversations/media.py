@@ -1,0 +1,152 @@
+"""The media store: a copy of every inbound media file, fetched once through Kapso, kept in Django's
+storage for MEDIA_RETENTION_DAYS and served to operators through Switchboard (REFERENCE.md §7).
+
+Kapso's links expire (`download_url` after about 4 minutes, Meta's media ids after about 7 days)
+and must not reach a browser, so nothing outside this module uses them. The fetch runs in a task
+(`media_fetch`), never in the webhook request; an agent turn that needs the bytes earlier calls
+`media_store` itself and waits for a fetch in progress instead of starting a second one.
+"""
+
+import logging
+import mimetypes
+import re
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils import timezone
+
+from apps.kapso import client as kapso
+from apps.kapso.errors import KapsoError
+
+from .models import MediaStatus, Message
+
+logger = logging.getLogger(__name__)
+
+MEDIA_TYPES = ("image", "audio", "video", "document", "sticker")
+MAX_FETCH_ATTEMPTS = 3
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class MediaUnavailable(Exception):
+    """The bytes cannot be had: the message says why, in words an operator can read."""
+
+
+def has_media(message_type: str) -> bool:
+    return message_type in MEDIA_TYPES
+
+
+def media_fetch_enqueue(message_ids: list[uuid.UUID]) -> None:
+    """Fetch these messages' media after the current transaction commits."""
+    from apps.core.queue import enqueue
+
+    from .tasks import media_fetch
+
+    for message_id in message_ids:
+        transaction.on_commit(lambda message_id=message_id: enqueue(media_fetch, str(message_id)))
+
+
+def media_store(*, message_id: uuid.UUID | str, wait: bool = True) -> Message | None:
+    """Fetch and keep the message's media, once. The row lock makes concurrent callers take turns:
+    with `wait`, a caller waits for a fetch in progress and then sees its result; without it (the
+    task), it leaves the work to whoever holds the lock. Returns the message, or None."""
+    with transaction.atomic():
+        rows = Message.objects.select_for_update(skip_locked=not wait, of=("self",)).select_related("connection")
+        message = rows.filter(pk=message_id).first()
+        if message is None or message.media_status != MediaStatus.PENDING:
+            return message
+        _fetch_into(message)
+        message.save(update_fields=["media_status", "media_file", "media", "updated_at"])
+    return message
+
+
+def _fetch_into(message: Message) -> None:
+    media = dict(message.media)
+    try:
+        download = _download(message)
+    except kapso.MediaTooLarge as error:
+        message.media_status, media["error"] = MediaStatus.FAILED, f"The file is too large to keep ({error})."
+    except MediaUnavailable as error:
+        message.media_status, media["error"] = MediaStatus.FAILED, str(error)
+    except KapsoError as error:
+        media["attempts"] = media.get("attempts", 0) + 1
+        if not error.transient or media["attempts"] >= MAX_FETCH_ATTEMPTS:
+            message.media_status = MediaStatus.FAILED
+        media["error"] = f"Kapso did not hand over the file: {error}"
+        logger.warning("media of message %s: %s (attempt %s)", message.pk, error, media["attempts"])
+    else:
+        content_type = media.get("content_type") or download.content_type or "application/octet-stream"
+        name = _file_name(message, media, content_type)
+        message.media_file.save(name, ContentFile(download.content), save=False)
+        media.update(content_type=content_type, byte_size=len(download.content), stored_at=timezone.now().isoformat())
+        media.pop("error", None)
+        message.media_status = MediaStatus.STORED
+    message.media = media
+
+
+def _download(message: Message) -> kapso.Download:
+    """Kapso's stored copy (`kapso.media_url`) first; else, or when that link no longer works, the
+    Meta proxy's media lookup and its `download_url`."""
+    cap = settings.MEDIA_MAX_BYTES
+    url, media_id = message.media.get("url") or "", message.media.get("id") or ""
+    if url and kapso.is_kapso_host(url):
+        try:
+            return kapso.download(url, max_bytes=cap)
+        except KapsoError as error:
+            if not media_id:
+                raise
+            logger.info("media_url of message %s failed (%s); trying the media id", message.pk, error)
+    elif url:
+        logger.warning("media_url of message %s is not on a Kapso host; not fetched", message.pk)
+    if not media_id:
+        raise MediaUnavailable("Kapso sent neither a file link nor a media id for this message.")
+    connection = message.connection
+    if connection is None or not connection.phone_number_id:
+        raise MediaUnavailable("The WhatsApp number of this conversation is not connected.")
+    info = kapso.get_media(media_id=media_id, phone_number_id=connection.phone_number_id)
+    link = (info.get("download_url") or info.get("url")) if isinstance(info, dict) else None
+    if not isinstance(link, str) or not link:
+        raise MediaUnavailable("Kapso's media lookup answered without a download link.")
+    return kapso.download(link, max_bytes=cap)
+
+
+def _file_name(message: Message, media: dict, content_type: str) -> str:
+    name = _UNSAFE_NAME.sub("_", (media.get("filename") or "").strip())[-100:].lstrip("._")
+    if not name:
+        extension = mimetypes.guess_extension(content_type) or ""
+        name = f"{message.type or 'file'}{extension}"
+    return name
+
+
+def media_open(message: Message):
+    """The stored copy as an open file; MediaUnavailable when there is none (any more)."""
+    if message.media_status != MediaStatus.STORED or not message.media_file:
+        raise MediaUnavailable("This file is not stored in Switchboard.")
+    try:
+        return message.media_file.open("rb")
+    except (FileNotFoundError, OSError) as error:
+        raise MediaUnavailable("This file is no longer stored.") from error
+
+
+def media_pending_stale(*, older_than: timedelta) -> list[uuid.UUID]:
+    """For the sweeper: media fetches that nobody finished (a lost broker message, a dead worker)."""
+    cutoff = timezone.now() - older_than
+    pending = Message.objects.filter(media_status=MediaStatus.PENDING, updated_at__lt=cutoff)
+    return list(pending.values_list("id", flat=True)[:500])
+
+
+def media_purge_expired() -> int:
+    """Delete stored copies older than MEDIA_RETENTION_DAYS. The message and its description stay."""
+    cutoff = timezone.now() - timedelta(days=settings.MEDIA_RETENTION_DAYS)
+    expired = Message.objects.filter(media_status=MediaStatus.STORED, created_at__lt=cutoff)
+    count = 0
+    for message in expired.only("id", "media_file")[:1000]:
+        if message.media_file:
+            message.media_file.delete(save=False)
+        Message.objects.filter(pk=message.pk).update(
+            media_status=MediaStatus.EXPIRED, media_file="", updated_at=timezone.now()
+        )
+        count += 1
+    return count
