@@ -10,7 +10,8 @@ from tests.factories import make_agent, make_connection
 pytestmark = pytest.mark.django_db
 
 CONNECTION_FIELDS = {"id", "status", "environment", "phone_number_id", "display_phone_number", "agent",
-                     "agent_enabled", "setup_url", "created_at"}
+                     "agent_enabled", "resume_after_minutes", "business_hours", "agent_only_outside_hours",
+                     "setup_url", "created_at"}
 
 
 def fail_at_kapso(kapso, path: str, status: int = 500, body: dict | None = None) -> None:
@@ -123,6 +124,7 @@ def test_it_shows_a_connected_number_without_its_secret(api, org, agent):
         "id": str(connection.id), "status": "connected", "environment": "development",
         "phone_number_id": "555000111", "display_phone_number": "+1 555-000-111", "agent": str(agent.id),
         "agent_enabled": True, "setup_url": None,
+        "resume_after_minutes": None, "business_hours": {}, "agent_only_outside_hours": False,
         "created_at": connection.created_at.isoformat().replace("+00:00", "Z"),
     }
     assert b"s3cret" not in response.content and b"secret" not in response.content
@@ -207,6 +209,43 @@ def test_it_refuses_another_orgs_agent_exactly_like_an_unknown_one(api, connecti
     assert json_of(to_unknown) == {"agent": [f"There is no agent with the id {unknown} in this organization."]}
     connection.refresh_from_db()
     assert connection.agent_id == agent.id
+
+
+# --- Give back and business hours -------------------------------------------------------------
+
+
+def test_it_sets_the_give_back_time_and_business_hours(api, connection):
+    hours = {"timezone": "Europe/Madrid", "days": ["mon", "fri"], "start": "9:00", "end": "17:30"}
+
+    response = api.patch(f"/api/v1/connections/{connection.id}", {
+        "resume_after_minutes": 45, "business_hours": hours, "agent_only_outside_hours": True}, format="json")
+
+    assert response.status_code == 200, response.content
+    body = json_of(response)
+    assert body["resume_after_minutes"] == 45 and body["agent_only_outside_hours"] is True
+    assert body["business_hours"] == {"timezone": "Europe/Madrid", "days": ["mon", "fri"], "start": "09:00",
+                                      "end": "17:30"}
+    assert json_of(api.patch(f"/api/v1/connections/{connection.id}", {"resume_after_minutes": None},
+                             format="json"))["resume_after_minutes"] is None
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"resume_after_minutes": 0}, "resume_after_minutes"),
+    ({"resume_after_minutes": "soon"}, "resume_after_minutes"),
+    ({"business_hours": {"timezone": "Nowhere/City", "days": ["mon"], "start": "09:00", "end": "17:00"}},
+     "business_hours"),
+    ({"business_hours": {"timezone": "UTC", "days": ["mon"], "start": "18:00", "end": "09:00"}}, "business_hours"),
+    ({"agent_only_outside_hours": True}, "agent_only_outside_hours"),
+    ({"resume_after_minutes": 5, "business_hours": "always"}, "business_hours"),
+])
+def test_it_refuses_unusable_give_back_settings_and_changes_nothing(api, connection, body, field):
+    response = api.patch(f"/api/v1/connections/{connection.id}", body, format="json")
+
+    assert response.status_code == 400
+    assert field in json_of(response)
+    connection.refresh_from_db()
+    assert (connection.resume_after_minutes, connection.business_hours, connection.agent_only_outside_hours) == (
+        None, {}, False)
 
 
 # --- Other tenants -----------------------------------------------------------------------------

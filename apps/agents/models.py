@@ -20,6 +20,8 @@ class Agent(OrgOwnedModel):
     max_steps = models.PositiveSmallIntegerField(default=6)
     # Numbers (E.164) that whatsapp.send may message besides the current contact.
     allowed_numbers = models.JSONField(default=list, blank=True)
+    # Retrieve the best knowledge passages before every turn and give them to the model.
+    knowledge_auto = models.BooleanField(default=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["org", "slug"], name="agent_unique_slug")]
@@ -56,6 +58,8 @@ class AgentRun(OrgOwnedModel):
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Knowledge passages given to the model before the turn (knowledge_auto): [{source_id, title, text, score}].
+    passages = models.JSONField(db_default=[], blank=True)  # a database default: runs are inserted in raw SQL
 
     class Meta:
         constraints = [

@@ -85,6 +85,8 @@ def turn_execute(*, run, agent, thread, heartbeat: Callable[[], bool]) -> TurnOu
         # After the last retry: fail the run visibly, and the contact still gets an answer.
         outcome.status, outcome.reply, outcome.error = RunStatus.FAILED, agent.fallback_text, f"Model error: {error}"
         outcome.pending_sends.clear()
+        context.handoff = None
+    outcome.handoff = context.handoff
     return outcome
 
 
@@ -101,6 +103,8 @@ def _loop(agent, system, messages, specs, context, run, outcome: TurnOutcome, he
             result = _call_tool(request, context, run, step, outcome)
             messages.append({"role": "tool", "tool_call_id": request.id, "name": request.name,
                              "content": json.dumps(result, default=str)})
+        if context.handoff is not None:
+            return  # the handoff message is the turn's last word; no second model call
     outcome.reply = reply.text or agent.fallback_text
     outcome.error = f"The agent used all {agent.max_steps} tool steps without a final answer."
 

@@ -13,12 +13,14 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db import connection as db
-from django.db.models import F, ProtectedError
+from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, ProtectedError
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from apps.conversations import services as conversations
 from apps.conversations.models import Author, Handoff, Message, Thread
 from apps.core.queue import enqueue
+from apps.whatsapp.hours import hours_describe, hours_next_opening, hours_open
 
 from .models import Agent, AgentRun, RunStatus, ToolCall
 
@@ -98,6 +100,8 @@ class TurnOutcome:
     pending_sends: list = field(default_factory=list)  # tools.PendingSend
     input_tokens: int = 0
     output_tokens: int = 0
+    handoff: object = None  # tools.HandoffRequest, when the agent handed the thread to people
+    passages: list = field(default_factory=list)  # knowledge passages given to the model
 
 
 def run_finish(*, run: AgentRun, outcome: TurnOutcome) -> bool:
@@ -111,7 +115,7 @@ def run_finish(*, run: AgentRun, outcome: TurnOutcome) -> bool:
                                                               error="A person took over the conversation.")
         finished = AgentRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING, attempts=run.attempts).update(
             status=status, error=outcome.error[:5000], finished_at=timezone.now(), updated_at=timezone.now(),
-            input_tokens=outcome.input_tokens, output_tokens=outcome.output_tokens,
+            input_tokens=outcome.input_tokens, output_tokens=outcome.output_tokens, passages=outcome.passages,
         )
         if not finished:
             logger.warning("run %s was taken over before it finished; its results are dropped", run.pk)
@@ -119,10 +123,26 @@ def run_finish(*, run: AgentRun, outcome: TurnOutcome) -> bool:
         ToolCall.objects.bulk_create(outcome.tool_calls)
         for pending in outcome.pending_sends:
             conversations.outbound_queue(thread=pending.thread, text=pending.text, author=Author.AGENT, run_id=run.pk)
-        if outcome.reply.strip():
+        if outcome.handoff is not None:
+            _handoff_apply(thread, outcome.handoff, run.pk)
+        elif outcome.reply.strip():
             conversations.outbound_queue(thread=thread, text=outcome.reply, author=Author.AGENT, run_id=run.pk)
         transaction.on_commit(lambda: run_enqueue_next(thread_id=thread.pk))
     return True
+
+
+def _handoff_apply(thread: Thread, handoff, run_id) -> None:
+    """The agent's handoff message goes out, and the thread waits for a person. Outside the number's
+    business hours the contact is also told when the team is in."""
+    text = handoff.message
+    connection = thread.connection
+    hours = connection.business_hours if connection is not None else {}
+    if hours and not hours_open(hours, timezone.now()):
+        opening = hours_next_opening(hours, timezone.now())
+        text += (f"\n\nOur team is in {hours_describe(hours)}"
+                 + (f"; a person will answer from {opening:%A %H:%M}." if opening else "."))
+    conversations.outbound_queue(thread=thread, text=text, author=Author.AGENT, run_id=run_id)
+    conversations.thread_request_person(thread=thread, reason=handoff.reason)
 
 
 def run_enqueue_next(*, thread_id) -> None:
@@ -319,3 +339,40 @@ def thread_hand_back(*, thread: Thread) -> uuid.UUID | None:
             return None
         return run_request(org_id=thread.org_id, thread_id=thread.id, agent_id=connection.agent_id,
                            message_ids=message_ids)
+
+
+# --- Giving it back ----------------------------------------------------------------------------
+
+
+def _quiet_since():
+    """Since when nobody of the team has written in a human thread: its handoff or the last reply."""
+    handed_off = Coalesce("handoff_at", "created_at")
+    return Greatest(handed_off, Coalesce("last_operator_reply_at", handed_off))
+
+
+def _resume_due_filter(now):
+    minutes = ExpressionWrapper(F("connection__resume_after_minutes") * timedelta(minutes=1),
+                                output_field=DurationField())
+    return Thread.objects.filter(handoff=Handoff.HUMAN, connection__resume_after_minutes__isnull=False).annotate(
+        quiet_since=_quiet_since(), due_at=ExpressionWrapper(_quiet_since() + minutes, output_field=DateTimeField())
+    ).filter(due_at__lte=now)
+
+
+def thread_resume_if_due(*, thread_id) -> bool:
+    """Give a human thread back to the agent if its number's `resume_after_minutes` passed without
+    an operator reply. Called when the contact writes (so they are answered at once) and by the
+    sweeper. The row lock makes the check and the switch one step against a reply in flight."""
+    with transaction.atomic():
+        thread = _resume_due_filter(timezone.now()).select_for_update(of=("self",)).filter(pk=thread_id).first()
+        if thread is None:
+            return False
+        thread_hand_back(thread=thread)
+    logger.info("thread %s given back to the agent after %s minutes without a reply", thread_id,
+                thread.connection.resume_after_minutes)
+    return True
+
+
+def threads_resume_due() -> int:
+    """For the sweeper: every thread whose give-back time passed."""
+    due = list(_resume_due_filter(timezone.now()).values_list("id", flat=True)[:500])
+    return sum(thread_resume_if_due(thread_id=thread_id) for thread_id in due)

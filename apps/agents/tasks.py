@@ -43,3 +43,9 @@ def sweep_runs() -> None:
     """Beat: re-enqueue runs the database says are waiting, and hand out again those whose worker died."""
     for run_id in services.runs_recover_stale():
         services.enqueue_run(run_id)
+
+
+@shared_task(ignore_result=True)
+def sweep_give_back() -> None:
+    """Beat: hand back to the agent the threads people left without a reply for too long."""
+    services.threads_resume_due()

@@ -81,7 +81,7 @@ class ConnectionSerializer(serializers.ModelSerializer):
     class Meta:
         model = WhatsAppConnection
         fields = ["id", "status", "environment", "phone_number_id", "display_phone_number", "agent", "agent_enabled",
-                  "setup_url", "created_at"]
+                  "resume_after_minutes", "business_hours", "agent_only_outside_hours", "setup_url", "created_at"]
         read_only_fields = fields
 
     def get_setup_url(self, connection: WhatsAppConnection) -> str | None:
@@ -102,6 +102,10 @@ class ConnectionUpdateSerializer(StrictSerializer):
         error_messages={"does_not_exist": "There is no agent with the id {pk_value} in this organization."},
     )
     agent_enabled = serializers.BooleanField(required=False)
+    resume_after_minutes = serializers.IntegerField(min_value=1, max_value=60 * 24 * 30, required=False,
+                                                    allow_null=True)
+    business_hours = serializers.JSONField(required=False)
+    agent_only_outside_hours = serializers.BooleanField(required=False)
 
     def __init__(self, *args, org: Organization, **kwargs):
         super().__init__(*args, **kwargs)
@@ -109,7 +113,10 @@ class ConnectionUpdateSerializer(StrictSerializer):
 
     def validate(self, data: dict) -> dict:
         if not data:
-            raise serializers.ValidationError("Send `agent` (an agent id, or null for none) and/or `agent_enabled`.")
+            raise serializers.ValidationError(
+                "Send `agent` (an agent id, or null for none), `agent_enabled`, `resume_after_minutes`, "
+                "`business_hours` and/or `agent_only_outside_hours`."
+            )
         return data
 
 

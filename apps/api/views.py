@@ -10,6 +10,7 @@ unavailable).
 import logging
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from django.db.models import F, QuerySet
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -24,6 +25,7 @@ from apps.conversations.models import Message, Thread
 from apps.conversations.services import ReplyRefused, operator_reply
 from apps.kapso.errors import KapsoError
 from apps.whatsapp import services as whatsapp
+from apps.whatsapp.hours import HoursInvalid
 from apps.whatsapp.models import WhatsAppConnection
 
 from . import serializers as s
@@ -159,14 +161,25 @@ class ConnectionDetailApi(APIView):
         return Response(s.ConnectionSerializer(connection).data)
 
     def patch(self, request, connection_id: str):
-        """`{agent: <agent id or null>, agent_enabled?: bool}`; either key may come alone."""
+        """`{agent: <agent id or null>, agent_enabled?: bool, resume_after_minutes?: int | null,
+        business_hours?: {timezone, days, start, end} | {}, agent_only_outside_hours?: bool}`;
+        any key may come alone."""
         connection = _owned(_connections(request), connection_id, "connection")
         data = _input(s.ConnectionUpdateSerializer, request, org=request.user.org)
-        whatsapp.connection_assign_agent(
-            connection=connection,
-            agent=data["agent"] if "agent" in data else connection.agent,
-            enabled=data.get("agent_enabled"),
-        )
+        give_back = {name: data.pop(name) for name in whatsapp.GIVE_BACK_FIELDS if name in data}
+        with transaction.atomic():
+            if give_back:
+                try:
+                    whatsapp.connection_set_give_back(connection=connection, data=give_back)
+                except ValueError as exc:  # HoursInvalid too
+                    field = "business_hours" if isinstance(exc, HoursInvalid) else next(iter(give_back))
+                    raise ValidationError({field: [str(exc)]}) from exc
+            if data:
+                whatsapp.connection_assign_agent(
+                    connection=connection,
+                    agent=data["agent"] if "agent" in data else connection.agent,
+                    enabled=data.get("agent_enabled"),
+                )
         return Response(s.ConnectionSerializer(connection).data)
 
 

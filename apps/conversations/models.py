@@ -1,6 +1,8 @@
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, Value
 from django.db.models.functions import Upper
 from django.utils import timezone
 
@@ -10,6 +12,20 @@ from apps.core.models import OrgOwnedModel
 class Handoff(models.TextChoices):
     AGENT = "agent", "Agent"
     HUMAN = "human", "Human"
+
+
+_LABELS = ArrayField(models.CharField(max_length=40))
+
+
+class HandoffReason(models.TextChoices):
+    """Why the agent handed a conversation to people: the fixed list of `conversation.handoff`."""
+
+    CONTACT_ASKED = "contact_asked", "Asked for a person"
+    CANNOT_ANSWER = "cannot_answer", "The agent cannot answer"
+    COMPLAINT = "complaint", "Complaint"
+    SALES = "sales", "Ready to buy / wants a quote"
+    SENSITIVE = "sensitive", "Payment, account or legal matter"
+    OTHER = "other", "Other"
 
 
 class Thread(OrgOwnedModel):
@@ -27,6 +43,17 @@ class Thread(OrgOwnedModel):
     handoff = models.CharField(max_length=8, choices=Handoff.choices, default=Handoff.AGENT)
     last_inbound_at = models.DateTimeField(null=True, blank=True)  # drives the 24-hour window
     last_message_at = models.DateTimeField(null=True, blank=True)
+    # Team work. `handoff_at`: when people last took the thread; `needs_person_since`: the agent
+    # asked for a person and nobody has answered yet (the inbox shows these first).
+    # Database defaults: the thread upsert is raw SQL that names only the columns it sets.
+    handoff_reason = models.CharField(max_length=16, choices=HandoffReason.choices, blank=True, db_default="")
+    handoff_at = models.DateTimeField(null=True, blank=True)
+    needs_person_since = models.DateTimeField(null=True, blank=True)
+    last_operator_reply_at = models.DateTimeField(null=True, blank=True)
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    labels = ArrayField(models.CharField(max_length=40), blank=True, db_default=Value([], _LABELS))
 
     class Meta:
         constraints = [
@@ -36,7 +63,14 @@ class Thread(OrgOwnedModel):
                 name="thread_unique_playground",
             ),
         ]
-        indexes = [models.Index(fields=["org", "-last_message_at"], name="thread_org_activity")]
+        indexes = [
+            models.Index(fields=["org", "-last_message_at"], name="thread_org_activity"),
+            models.Index(
+                fields=["org", "needs_person_since"], condition=Q(needs_person_since__isnull=False),
+                name="thread_needs_person",
+            ),
+            GinIndex(fields=["labels"], name="thread_labels"),
+        ]
 
     @property
     def is_playground(self) -> bool:
@@ -148,3 +182,25 @@ class Message(OrgOwnedModel):
             GinIndex(OpClass(Upper("text"), name="gin_trgm_ops"), name="message_text_upper_trgm"),
         ]
         ordering = ["created_at", "id"]
+
+
+class Note(OrgOwnedModel):
+    """An internal note on a thread: seen by the team in the thread, never sent to the contact."""
+
+    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    text = models.TextField()
+
+    class Meta:
+        indexes = [models.Index(fields=["thread", "created_at"], name="note_thread_time")]
+
+
+class CannedReply(OrgOwnedModel):
+    """A ready answer of the organization, inserted in the reply box by typing `/` and its shortcut."""
+
+    shortcut = models.SlugField(max_length=40)
+    text = models.TextField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "shortcut"], name="canned_reply_unique_shortcut")]
+        ordering = ["shortcut"]

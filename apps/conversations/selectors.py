@@ -73,14 +73,29 @@ INBOX_STATES = ("unanswered", "human", "agent", "open")
 
 def inbox_threads(
     *, org, q: str = "", connection_id=None, environment: str = "", state: str = "",
-    cursor: str = "", limit: int = INBOX_PAGE_SIZE,
+    cursor: str = "", limit: int = INBOX_PAGE_SIZE, assigned: str = "", user=None, label: str = "",
+    needs_person: bool | None = None, contact_filter: Q | None = None,
 ) -> tuple[list[Thread], str | None]:
     """A page of the org's WhatsApp threads, newest activity first, each with `last_message`;
     and the cursor of the next page. Keyset pagination: no COUNT over a large table, and every
     page costs the same however deep it is. Two queries (three or four when searching text or
-    asking for unanswered threads, see _page)."""
+    asking for unanswered threads, see _page).
+
+    `assigned` is "me" (assigned to `user`) or "none" (human threads nobody took); `needs_person`
+    True/False keeps only the threads that wait for a person / the others; `contact_filter` is a
+    condition on the thread's contact record (apps.contacts), e.g. an attribute value."""
     last = Message.objects.filter(thread=OuterRef("pk")).order_by("-created_at", "-id")
     base = Thread.objects.filter(org=org, connection__isnull=False)
+    if assigned == "me" and user is not None:
+        base = base.filter(assigned_to=user)
+    elif assigned == "none":
+        base = base.filter(handoff="human", assigned_to__isnull=True)
+    if label:
+        base = base.filter(labels__contains=[label])
+    if needs_person is not None:
+        base = base.filter(needs_person_since__isnull=not needs_person)
+    if contact_filter is not None:
+        base = base.filter(contact_filter)
     if connection_id:
         base = base.filter(connection_id=connection_id)
     if environment:
@@ -92,7 +107,7 @@ def inbox_threads(
     after = _cursor_filter(cursor)
     if after is not None:
         base = base.filter(after)
-    qs = base.select_related("connection").annotate(last_message_id=Subquery(last.values("id")[:1]))
+    qs = base.select_related("connection", "assigned_to").annotate(last_message_id=Subquery(last.values("id")[:1]))
     per_thread, complete = Q(), Q()  # the same condition, checked thread by thread / through indexes
     if state == "unanswered":
         qs = qs.annotate(last_direction=Subquery(last.values("direction")[:1]))
@@ -174,6 +189,36 @@ def _cursor_filter(cursor: str):
     if when is None:
         return Q(last_message_at__isnull=True, pk__lt=key) | Q(last_message_at__isnull=False)
     return Q(last_message_at__lt=when) | Q(last_message_at=when, pk__lt=key)
+
+
+def threads_needing_person(*, org, limit: int = 20) -> list[Thread]:
+    """Threads the agent handed to people that nobody answered yet, longest waiting first."""
+    return list(
+        Thread.objects.filter(org=org, connection__isnull=False, needs_person_since__isnull=False)
+        .select_related("connection", "assigned_to").order_by("needs_person_since", "id")[:limit]
+    )
+
+
+def labels_in_use(*, org, limit: int = 100) -> list[str]:
+    """The labels on the org's threads, for the inbox filter."""
+    from django.db.models import Func
+
+    unnested = Thread.objects.filter(org=org).annotate(label=Func("labels", function="unnest")).values("label")
+    return sorted({row["label"] for row in unnested.distinct()[:limit]})
+
+
+def needs_person_count(*, org) -> int:
+    return Thread.objects.filter(org=org, connection__isnull=False, needs_person_since__isnull=False).count()
+
+
+def thread_is_stale(*, thread: Thread, now: datetime | None = None) -> bool:
+    """An assigned thread in people's hands with no operator reply for ASSIGNED_STALE_MINUTES."""
+    from django.conf import settings
+
+    if thread.assigned_to_id is None or thread.handoff != "human":
+        return False
+    quiet_since = max(filter(None, [thread.handoff_at, thread.last_operator_reply_at]), default=thread.updated_at)
+    return (now or timezone.now()) - quiet_since > timedelta(minutes=settings.ASSIGNED_STALE_MINUTES)
 
 
 def inbox_version(*, org) -> str:

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db import connection as db
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.kapso import client as kapso
@@ -155,12 +156,67 @@ def business_app_message_record(*, connection: WhatsAppConnection, update: Statu
         )],
         ignore_conflicts=True,
     )
-    Thread.objects.filter(pk=ref.id).update(handoff=Handoff.HUMAN)
+    Thread.objects.filter(pk=ref.id).update(
+        handoff=Handoff.HUMAN, handoff_at=Coalesce("handoff_at", now), last_operator_reply_at=now,
+        needs_person_since=None,
+    )
 
 
 def thread_set_handoff(*, thread: Thread, handoff: str) -> None:
+    """A person takes the thread over, or gives it back. Giving it back ends the team's work on it:
+    the request for a person, the reason and the assignment are cleared."""
+    was = thread.handoff
     thread.handoff = handoff
-    thread.save(update_fields=["handoff", "updated_at"])
+    fields = ["handoff", "updated_at"]
+    if handoff == Handoff.HUMAN:
+        if was != Handoff.HUMAN:
+            thread.handoff_at = timezone.now()
+            fields.append("handoff_at")
+    else:
+        thread.handoff_reason, thread.needs_person_since, thread.assigned_to = "", None, None
+        fields += ["handoff_reason", "needs_person_since", "assigned_to"]
+    thread.save(update_fields=fields)
+
+
+def thread_request_person(*, thread: Thread, reason: str) -> None:
+    """The agent hands the thread to people (`conversation.handoff`): the agent stops answering and
+    the thread waits, first in the inbox, until a person replies or gives it back."""
+    now = timezone.now()
+    Thread.objects.filter(pk=thread.pk).update(
+        handoff=Handoff.HUMAN, handoff_reason=reason, handoff_at=now, needs_person_since=now, updated_at=now
+    )
+    thread.handoff, thread.handoff_reason, thread.handoff_at, thread.needs_person_since = (
+        Handoff.HUMAN, reason, now, now)
+    from .tasks import enqueue_handoff_notify
+
+    transaction.on_commit(lambda: enqueue_handoff_notify(thread.pk))
+
+
+def handoff_email_send(*, thread_id) -> int:
+    """One email to each member of the thread's org who opted in; returns how many were sent.
+    Sent after the handoff committed, so a failed email never undoes the handoff."""
+    from django.core.mail import send_mass_mail
+    from django.urls import reverse
+
+    from apps.orgs.models import Membership
+
+    thread = Thread.objects.select_related("org").filter(pk=thread_id, needs_person_since__isnull=False).first()
+    if thread is None:
+        return 0  # answered or given back meanwhile
+    emails = list(
+        Membership.objects.filter(org_id=thread.org_id, email_on_handoff=True)
+        .exclude(user__email="").values_list("user__email", flat=True)
+    )
+    if not emails:
+        return 0
+    link = settings.PUBLIC_BASE_URL + reverse("thread", args=[thread.org.slug, thread.pk])
+    subject = f"A conversation needs a person: {thread}"
+    body = (f"The agent handed the conversation with {thread} ({thread.contact_phone}) to your team.\n"
+            f"Reason: {thread.get_handoff_reason_display()}\n\nOpen it: {link}\n\n"
+            "You get this email because you asked for it on the Members page of Switchboard.")
+    # One message per person: members do not see each other's addresses.
+    send_mass_mail([(subject, body, None, [email]) for email in emails])
+    return len(emails)
 
 
 # --- The outbox --------------------------------------------------------------------------------
@@ -372,5 +428,9 @@ def operator_reply(*, thread: Thread, text: str, sent_by: str = "") -> list[Mess
     if reason:
         raise ReplyRefused(reason)
     with transaction.atomic():
-        return outbound_queue(thread=thread, text=text, author=Author.OPERATOR,
+        rows = outbound_queue(thread=thread, text=text, author=Author.OPERATOR,
                               raw={"sent_by": sent_by} if sent_by else None)
+        # A person answered: the thread no longer waits for one, and the give-back clock restarts.
+        now = timezone.now()
+        Thread.objects.filter(pk=thread.pk).update(last_operator_reply_at=now, needs_person_since=None, updated_at=now)
+        return rows

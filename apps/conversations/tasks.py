@@ -69,3 +69,13 @@ def sweep_media() -> None:
     for message_id in media.media_pending_stale(older_than=timedelta(seconds=settings.MEDIA_FETCH_STALE_SECONDS)):
         enqueue(media_fetch, str(message_id))
     media.media_purge_expired()
+
+
+def enqueue_handoff_notify(thread_id: uuid.UUID) -> None:
+    enqueue(handoff_notify, str(thread_id))
+
+
+@shared_task(ignore_result=True)
+def handoff_notify(thread_id: str) -> None:
+    """Email the members who asked to hear when a conversation needs a person."""
+    services.handoff_email_send(thread_id=thread_id)

@@ -34,6 +34,7 @@ org_patterns = [
     path("", inbox.org_home, name="org-home"),
     # Conversations
     path("inbox/", inbox.inbox, name="inbox"),
+    path("inbox/attention/", inbox.attention, name="attention"),
     path("threads/<str:thread_id>/", inbox.thread, name="thread"),
     path("threads/<str:thread_id>/updates/", inbox.thread_updates, name="thread-updates"),
     path("threads/<str:thread_id>/earlier/", inbox.thread_earlier, name="thread-earlier"),

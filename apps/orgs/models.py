@@ -30,6 +30,7 @@ class Membership(TimeStampedModel):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.OPERATOR)
+    email_on_handoff = models.BooleanField(default=False)  # email me when a conversation needs a person
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "org"], name="membership_unique_user_org")]

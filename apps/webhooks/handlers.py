@@ -1,6 +1,7 @@
 """Message-webhook events → handlers. A plain dict: an event not in it is answered and logged."""
 
 from django.db import transaction
+from django.utils import timezone
 
 from apps.agents import services as agents
 from apps.conversations import services as conversations
@@ -8,6 +9,7 @@ from apps.conversations.models import Handoff
 from apps.conversations.tasks import message_status_retry
 from apps.core.queue import enqueue
 from apps.kapso.payloads import MESSAGE_RECEIVED, STATUS_EVENTS, PayloadError, parse_inbound, parse_status
+from apps.whatsapp.hours import hours_open
 
 
 def prepare_message_events(items: list[tuple[str, dict]]) -> tuple[str, list]:
@@ -29,11 +31,18 @@ def on_message_received(connection, messages) -> None:
     recorded = conversations.inbound_messages_record(connection=connection, messages=messages)
     if connection.agent_id is None or not connection.agent_enabled:
         return
+    if connection.agent_only_outside_hours and hours_open(connection.business_hours, timezone.now()):
+        return  # the team answers during business hours; the agent only outside them
     for thread_id, (ref, new_ids) in recorded.items():
-        if new_ids and ref.handoff == Handoff.AGENT:
+        if not new_ids:
+            continue
+        if ref.handoff == Handoff.AGENT:
             agents.run_request(
                 org_id=connection.org_id, thread_id=thread_id, agent_id=connection.agent_id, message_ids=new_ids
             )
+        elif connection.resume_after_minutes is not None:
+            # People left it longer than the give-back time: the agent answers this message now.
+            agents.thread_resume_if_due(thread_id=thread_id)
 
 
 def on_message_status(connection, updates) -> None:

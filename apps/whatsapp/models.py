@@ -34,6 +34,12 @@ class WhatsAppConnection(OrgOwnedModel):
         "agents.Agent", null=True, blank=True, on_delete=models.PROTECT, related_name="connections"
     )
     agent_enabled = models.BooleanField(default=True)
+    # Give back: a thread people took over returns to the agent after this many minutes without an
+    # operator reply (None: never). Business hours: {"timezone", "days": ["mon", …], "start", "end"};
+    # {} means always open.
+    resume_after_minutes = models.PositiveIntegerField(null=True, blank=True)
+    business_hours = models.JSONField(default=dict, blank=True)
+    agent_only_outside_hours = models.BooleanField(default=False)
 
     class Meta:
         indexes = [models.Index(fields=["org", "status"])]

@@ -146,6 +146,29 @@ def connection_assign_agent(*, connection: WhatsAppConnection, agent, enabled: b
     connection.save(update_fields=fields)
 
 
+GIVE_BACK_FIELDS = ("resume_after_minutes", "business_hours", "agent_only_outside_hours")
+MAX_RESUME_MINUTES = 60 * 24 * 30
+
+
+def connection_set_give_back(*, connection: WhatsAppConnection, data: dict) -> None:
+    """Change the number's give-back settings (keys of GIVE_BACK_FIELDS); nothing is written when
+    one of them is invalid (HoursInvalid or ValueError with a message for the operator)."""
+    from .hours import hours_clean
+
+    if "business_hours" in data:
+        data = {**data, "business_hours": hours_clean(data["business_hours"])}
+    minutes = data.get("resume_after_minutes")
+    if minutes is not None and not 1 <= minutes <= MAX_RESUME_MINUTES:
+        raise ValueError(f"resume_after_minutes must be between 1 and {MAX_RESUME_MINUTES}, or null for never.")
+    hours = data.get("business_hours", connection.business_hours)
+    if data.get("agent_only_outside_hours", connection.agent_only_outside_hours) and not hours:
+        raise ValueError("Set business hours first: the agent cannot answer only outside hours that do not exist.")
+    for name in GIVE_BACK_FIELDS:
+        if name in data:
+            setattr(connection, name, data[name])
+    connection.save(update_fields=[*(name for name in GIVE_BACK_FIELDS if name in data), "updated_at"])
+
+
 def _datetime(value: object) -> datetime | None:
     return parse_datetime(value) if isinstance(value, str) else None
 

@@ -243,11 +243,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": 3600,
 }
 CELERY_TASK_PUBLISH_RETRY = False
+# An assigned conversation whose operator has not replied for this long is flagged in the inbox.
+ASSIGNED_STALE_MINUTES = env_int("ASSIGNED_STALE_MINUTES", 30)
+
 _SWEEP_EVERY = schedule(timedelta(seconds=SWEEP_INTERVAL_SECONDS))
 CELERY_BEAT_SCHEDULE = {
     "sweep-agent-runs": {"task": "apps.agents.tasks.sweep_runs", "schedule": _SWEEP_EVERY},
     "sweep-outbox": {"task": "apps.conversations.tasks.sweep_outbox", "schedule": _SWEEP_EVERY},
     "sweep-media": {"task": "apps.conversations.tasks.sweep_media", "schedule": schedule(timedelta(minutes=1))},
+    "sweep-give-back": {"task": "apps.agents.tasks.sweep_give_back", "schedule": schedule(timedelta(seconds=60))},
 }
 
 LOGGING = {

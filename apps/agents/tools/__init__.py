@@ -24,6 +24,12 @@ class PendingSend:
 
 
 @dataclass
+class HandoffRequest:
+    reason: str
+    message: str
+
+
+@dataclass
 class ToolContext:
     org: Any
     connection: Any
@@ -31,6 +37,8 @@ class ToolContext:
     run: Any
     agent: Any
     pending_sends: list[PendingSend] = field(default_factory=list)
+    handoff: HandoffRequest | None = None  # conversation.handoff: applied when the turn is written
+    passages: list[dict] = field(default_factory=list)  # knowledge passages the model was given
 
 
 @dataclass
@@ -45,16 +53,16 @@ class Tool:
 
 
 def _registry() -> dict[str, Tool]:
-    from . import get_conversation, get_status, send
+    from . import get_conversation, get_status, handoff, send
 
-    return {tool.name: tool for tool in (send.TOOL, get_conversation.TOOL, get_status.TOOL)}
+    return {tool.name: tool for tool in (send.TOOL, get_conversation.TOOL, get_status.TOOL, handoff.TOOL)}
 
 
 def all_tools() -> dict[str, Tool]:
     return _registry()
 
 
-TOOL_NAMES = ("whatsapp.send", "whatsapp.getConversation", "whatsapp.getStatus")
+TOOL_NAMES = ("whatsapp.send", "whatsapp.getConversation", "whatsapp.getStatus", "conversation.handoff")
 
 
 # Tools that can reach a contact other than the current one, and only the agent's allowed numbers.

@@ -152,3 +152,12 @@ def icon(name: str, size: int = 20) -> str:
         f'<svg class="icon" width="{size}" height="{size}" viewBox="0 0 24 24" fill="none" stroke="currentColor" '
         f'stroke-width="2" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true">{ICONS[name]}</svg>'
     )
+
+
+@register.inclusion_tag("dashboard/attention.html", takes_context=True)
+def attention_badge(context) -> dict:
+    """The Inbox link's count of conversations that wait for a person; it refreshes itself."""
+    from apps.conversations.selectors import needs_person_count
+
+    request = context["request"]
+    return {"request": request, "count": needs_person_count(org=request.org)}

@@ -24,6 +24,7 @@ from .streams import parse_since, stream_response
 
 STATE_CHOICES = [("", "All conversations"), ("unanswered", "Waiting for a reply"), ("human", "Handled by people"),
                  ("agent", "Handled by the agent"), ("open", "24-hour window open")]
+ASSIGNED_CHOICES = [("", "Anyone's"), ("me", "Assigned to me"), ("none", "Unassigned (people)")]
 
 
 def _thread(request: HttpRequest, thread_id: str) -> Thread:
@@ -45,14 +46,31 @@ def inbox(request: HttpRequest) -> HttpResponse:
     version = conversations.inbox_version(org=request.org)
     if request.htmx and request.GET.get("v") == version:
         return HttpResponse(status=204)  # the live inbox asked whether anything moved: nothing did
-    threads, next_cursor = conversations.inbox_threads(org=request.org, cursor=request.GET.get("after", ""), **filters)
-    context = {"threads": threads, "next_cursor": next_cursor, "filters": filters, "version": version,
-               "live": not request.GET.get("after"), "query": _query(filters),
-               "state_choices": STATE_CHOICES, "environments": Environment.choices}
+    cursor = request.GET.get("after", "")
+    # Threads that wait for a person come first, in their own list; the list below has the others.
+    waiting = conversations.inbox_threads(org=request.org, user=request.user, needs_person=True, limit=20,
+                                          **filters)[0] if not cursor else []
+    threads, next_cursor = conversations.inbox_threads(
+        org=request.org, user=request.user, cursor=cursor, needs_person=False, **filters
+    )
+    now = timezone.now()
+    for thread in [*waiting, *threads]:
+        thread.stale = conversations.thread_is_stale(thread=thread, now=now)
+    context = {"threads": threads, "waiting": waiting, "next_cursor": next_cursor, "filters": filters,
+               "version": version, "live": not cursor, "query": _query(filters), "state_choices": STATE_CHOICES,
+               "assigned_choices": ASSIGNED_CHOICES, "environments": Environment.choices}
     if request.htmx and request.htmx.target == "inbox-results":
         return render(request, "dashboard/inbox.html#results", context)
     context["connections"] = list(WhatsAppConnection.objects.filter(org=request.org).order_by("display_phone_number"))
+    context["labels"] = conversations.labels_in_use(org=request.org)
     return render(request, "dashboard/inbox.html", context)
+
+
+@require_GET
+@org_view()
+def attention(request: HttpRequest) -> HttpResponse:
+    """The Inbox link's badge: how many conversations wait for a person (polled by the badge)."""
+    return render(request, "dashboard/attention.html", {"count": conversations.needs_person_count(org=request.org)})
 
 
 def _inbox_filters(request: HttpRequest) -> dict:
@@ -65,18 +83,22 @@ def _inbox_filters(request: HttpRequest) -> dict:
         connection_id = ""
     environment = request.GET.get("environment", "")
     state = request.GET.get("state", "")
+    assigned = request.GET.get("assigned", "")
     return {
         "q": request.GET.get("q", "").strip()[:100],
         "connection_id": connection_id,
         "environment": environment if environment in Environment.values else "",
         "state": state if state in conversations.INBOX_STATES else "",
+        "assigned": assigned if assigned in dict(ASSIGNED_CHOICES) else "",
+        "label": request.GET.get("label", "").strip()[:40],
     }
 
 
 def _query(filters: dict) -> str:
     from urllib.parse import urlencode
 
-    names = {"q": "q", "connection_id": "connection", "environment": "environment", "state": "state"}
+    names = {"q": "q", "connection_id": "connection", "environment": "environment", "state": "state",
+             "assigned": "assigned", "label": "label"}
     return urlencode({names[k]: v for k, v in filters.items() if v})
 
 
