@@ -18,6 +18,15 @@ def _clean_test_redis():
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Rate-limit counters live in the cache (the tests' Redis index): each test starts with none,
+    since every test client comes from the same address."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def org(db):
     return make_org(name="Acme Shop")
@@ -70,7 +79,8 @@ def post_webhook(client):
     """POST a payload to a Kapso webhook as Kapso does: compact bytes, signed, with its headers."""
 
     def post(path: str, payload, *, secret: str | None, event: str | None = None, key: str | None = None,
-             raw: bytes | None = None, signature: str | None = None, headers: dict | None = None):
+             raw: bytes | None = None, signature: str | None = None, headers: dict | None = None,
+             remote: dict | None = None):
         body = raw if raw is not None else compact(payload)
         extra = {"HTTP_X_IDEMPOTENCY_KEY": key or str(uuid.uuid4()), "HTTP_X_WEBHOOK_PAYLOAD_VERSION": "v2"}
         if event:
@@ -81,6 +91,7 @@ def post_webhook(client):
             extra["HTTP_X_WEBHOOK_SIGNATURE"] = sign(secret, body)
         for name, value in (headers or {}).items():
             extra["HTTP_" + name.upper().replace("-", "_")] = value
+        extra.update(remote or {})  # e.g. {"REMOTE_ADDR": ...}: where the delivery comes from
         return client.post(f"/webhook/kapso/{path}", data=body, content_type="application/json", **extra)
 
     return post

@@ -59,7 +59,13 @@ def invitation_for_token(raw: str) -> Invitation | None:
 
 
 def invitation_accept(*, invitation: Invitation, user) -> Membership:
-    """Join the org. The row lock makes the link one-time even if it is clicked twice at once."""
+    """Join the org. The row lock makes the link one-time even if it is clicked twice at once.
+    Only the invited person joins: a link forwarded to (or intercepted by) another account is refused."""
+    if (user.email or "").strip().lower() != invitation.email.strip().lower():
+        raise MemberChangeRefused(
+            f"This invitation is for {invitation.email}, and you are signed in as {user.email or user.get_username()}. "
+            f"Sign out, then open the link again and sign in (or create the account) as {invitation.email}."
+        )
     with transaction.atomic():
         locked = Invitation.objects.select_for_update().get(pk=invitation.pk)
         if locked.accepted_at is not None or locked.expires_at <= timezone.now():

@@ -13,6 +13,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.limits import client_ip, limit_hit, source_allowed
 from apps.core.logging import bind
 from apps.kapso.payloads import PayloadError, phone_number_id_of, split_delivery, storable_body
 from apps.kapso.signatures import signature_is_valid
@@ -32,6 +33,8 @@ class KapsoWebhookView(APIView):
     throttle_classes: list = []
 
     def read(self, request) -> tuple[bytes | None, object, Response | None]:
+        if not source_allowed(request):
+            return None, None, _error(403, "This address may not deliver webhooks here.")
         length = request.META.get("CONTENT_LENGTH") or "0"
         if not length.isdigit() or int(length) > settings.WEBHOOK_MAX_BODY_BYTES:
             return None, None, _error(413, "The body is larger than this endpoint accepts.")
@@ -62,8 +65,7 @@ class MessagesWebhookView(KapsoWebhookView):
             bind(org=connection.org_slug, connection=connection.id)
         secret = connection.webhook_secret if connection else ""
         if not signature_is_valid(secret, raw, request.headers.get(SIGNATURE_HEADER)):
-            logger.warning("rejected messages webhook: bad signature or unknown number")
-            return _error(401, "Invalid or missing signature.")
+            return _bad_signature(request, "messages webhook: bad signature or unknown number")
         try:
             result = services.message_delivery_receive(
                 connection=connection, headers=request.headers, raw=raw, items=items
@@ -79,8 +81,7 @@ class ProjectWebhookView(KapsoWebhookView):
         if error:
             return error
         if not signature_is_valid(settings.KAPSO_WEBHOOK_SECRET, raw, request.headers.get(SIGNATURE_HEADER)):
-            logger.warning("rejected project webhook: bad signature or KAPSO_WEBHOOK_SECRET unset")
-            return _error(401, "Invalid or missing signature.")
+            return _bad_signature(request, "project webhook: bad signature or KAPSO_WEBHOOK_SECRET unset")
         try:
             result = services.project_delivery_receive(headers=request.headers, raw=raw, body=body)
         except services.DeliveryError as exc:
@@ -94,6 +95,23 @@ def _connection_for(items: list[tuple[str, dict]]):
     if len(ids) != 1 or None in ids:
         return None
     return connection_for_webhook(phone_number_id=ids.pop())
+
+
+def _bad_signature(request, reason: str) -> Response:
+    """401, until one address has sent WEBHOOK_BAD_SIGNATURE_RATE of them: then 429 with Retry-After
+    and no log line each, so a flood of forgeries costs little. Only failures are counted: a signed
+    delivery is never refused, whatever its address sent before."""
+    usage = limit_hit(request, group="webhook-signature", key=client_ip(request),
+                      rate=settings.WEBHOOK_BAD_SIGNATURE_RATE)
+    if usage:
+        if usage["count"] == usage["limit"] + 1:
+            logger.warning("rejected %s; more from %s are refused for %ss", reason, client_ip(request),
+                           usage["time_left"])
+        response = _error(429, "Too many deliveries with a bad signature from this address.")
+        response["Retry-After"] = str(max(1, usage["time_left"]))
+        return response
+    logger.warning("rejected %s", reason)
+    return _error(401, "Invalid or missing signature.")
 
 
 def _error(status: int, message: str) -> Response:

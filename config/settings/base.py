@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_htmx",
     "template_partials",
+    "axes",
     "apps.core",
     "apps.orgs",
     "apps.kapso",
@@ -72,6 +73,12 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a locked sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
+]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked account+address before the password
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -137,6 +144,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "UNAUTHENTICATED_USER": None,
+    # Rates: API_RATE and API_INVALID_KEY_RATE below.
+    "DEFAULT_THROTTLE_CLASSES": ["apps.api.throttles.ApiKeyRateThrottle"],
 }
 
 # --- Kapso -------------------------------------------------------------------------------
@@ -199,6 +208,32 @@ MODEL_MAX_ATTEMPTS = env_int("MODEL_MAX_ATTEMPTS", 3)
 MODEL_RETRY_BASE_SECONDS = env_float("MODEL_RETRY_BASE_SECONDS", 1.0)
 
 # --- Trust ---------------------------------------------------------------------------------
+# Proxies in front of Switchboard that append the client's address to X-Forwarded-For (0: none,
+# the connecting address is the client). Every rate limit keys on the address this gives.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+# Sign-in lockout (django-axes): this many failures for one account from one address lock that
+# account on that address for the cool-off, even with the right password.
+AXES_FAILURE_LIMIT = env_int("SIGNIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("SIGNIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "apps.core.limits.axes_ip"
+AXES_USERNAME_CALLABLE = "apps.core.limits.axes_username"
+AXES_LOCKOUT_CALLABLE = "apps.core.limits.lockout_response"
+AXES_VERBOSE = False
+# Password-reset requests and invitation acceptances, per account and address (django-ratelimit).
+ACCOUNT_ACTION_RATE = env("ACCOUNT_ACTION_RATE", f"{AXES_FAILURE_LIMIT}/15m")
+RATELIMIT_USE_CACHE = "default"
+# REST API (DRF throttling): requests per API key, and requests with an invalid key per address.
+API_RATE = env("API_RATE", "600/min")
+API_INVALID_KEY_RATE = env("API_INVALID_KEY_RATE", "30/min")
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"api_key": API_RATE, "api_invalid_key": API_INVALID_KEY_RATE}
+# Webhooks: deliveries with a bad signature per address; then 429 until the window passes. Signed
+# deliveries are never counted nor refused.
+WEBHOOK_BAD_SIGNATURE_RATE = env("WEBHOOK_BAD_SIGNATURE_RATE", "30/min")
+# Optional allow-list of source networks for the webhook endpoints (comma-separated CIDRs). Empty:
+# every address. Deliveries from elsewhere get 403 before their body is read.
+WEBHOOK_ALLOWED_NETWORKS = [n.strip() for n in env("WEBHOOK_ALLOWED_NETWORKS").split(",") if n.strip()]
 # At most this many messages a turn may queue through the whatsapp.send tool (besides its answer).
 MAX_TOOL_SENDS_PER_TURN = env_int("MAX_TOOL_SENDS_PER_TURN", 5)
 

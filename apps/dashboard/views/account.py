@@ -1,13 +1,16 @@
 """Signing in lands here: which organization to open, and joining one through an invitation."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
+from apps.core.limits import client_ip, limit_hit, limit_reached, locked_message
 from apps.orgs.models import Membership
 
 from .. import services
@@ -37,8 +40,15 @@ def org_list(request: HttpRequest) -> HttpResponse:
 def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     """The one-time link from the invitation email. Signed in: join with this account. Not signed
     in: an existing account signs in first; a new person picks a name and a password."""
+    # Per address: guessing links, or hammering one with passwords, stops at ACCOUNT_ACTION_RATE.
+    limit = {"group": "invitation", "key": client_ip(request), "rate": settings.ACCOUNT_ACTION_RATE}
+    usage = limit_reached(request, **limit)
+    if usage:
+        locked = locked_message(usage, "attempts to use an invitation")
+        return render(request, "dashboard/invitation.html", {"locked": locked}, status=429)
     invitation = services.invitation_for_token(token)
     if invitation is None:
+        limit_hit(request, **limit)
         return render(request, "dashboard/invitation.html", {"invalid": True}, status=404)
     from django.contrib.auth import get_user_model
 
@@ -49,7 +59,9 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
             return _join(request, invitation, request.user)
     elif not has_account:
         form = JoinForm(request.POST or None, email=invitation.email)
-        if request.method == "POST" and form.is_valid():
+        if request.method == "POST" and not form.is_valid():
+            limit_hit(request, **limit)
+        elif request.method == "POST":
             try:
                 user = services.invitation_accept_as_new_user(
                     invitation=invitation, name=form.cleaned_data["name"], password=form.cleaned_data["password"])
@@ -59,9 +71,28 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             messages.success(request, f"Welcome to {invitation.org.name}!")
             return redirect("inbox", org_slug=invitation.org.slug)
-    context = {"invitation": invitation, "form": form, "has_account": has_account,
+    wrong_account = request.user.is_authenticated and request.user.email.lower() != invitation.email.lower()
+    context = {"invitation": invitation, "form": form, "has_account": has_account, "wrong_account": wrong_account,
                "login_url": f"{reverse('login')}?next={request.path}"}
     return render(request, "dashboard/invitation.html", context)
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's reset flow, with requests for one account from one address limited (each request
+    sends an email: unlimited, it is a way to flood someone's inbox)."""
+
+    email_template_name = "registration/password_reset_email.txt"
+    subject_template_name = "registration/password_reset_subject.txt"
+
+    def form_valid(self, form):
+        key = f"{form.cleaned_data['email'].strip().lower()}|{client_ip(self.request)}"
+        usage = limit_hit(self.request, group="password-reset", key=key, rate=settings.ACCOUNT_ACTION_RATE)
+        if usage:
+            form.add_error("email", locked_message(usage, "password-reset requests for this account"))
+            response = self.form_invalid(form)
+            response.status_code = 429
+            return response
+        return super().form_valid(form)
 
 
 def _join(request: HttpRequest, invitation, user) -> HttpResponse:
