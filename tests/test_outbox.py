@@ -69,7 +69,8 @@ def test_a_transient_failure_is_retried_later_with_backoff(kapso, thread, status
     outbox_drain(str(thread.id))
 
     message.refresh_from_db()
-    assert message.status == "queued" and message.send_attempts == 1
+    # A 429 is Kapso's per-key limit, not the message's fault: it costs no attempt.
+    assert message.status == "queued" and message.send_attempts == (0 if status == 429 else 1)
     assert message.next_attempt_at > timezone.now() - timedelta(seconds=1)
     if headers.get("Retry-After"):
         assert message.next_attempt_at >= timezone.now() + timedelta(seconds=5)

@@ -154,15 +154,17 @@ def test_a_number_with_and_without_plus_is_the_same_thread(connection, post_webh
     assert Thread.objects.count() == 1 and Message.objects.count() == 2
 
 
-def test_a_message_with_no_contact_number_is_refused_with_a_reason(connection, post_webhook, kapso_payload):
+def test_a_message_with_no_contact_at_all_is_stored_as_failed_with_a_reason(connection, post_webhook, kapso_payload):
     payload = kapso_payload("whatsapp.message.received__text")
     payload["conversation"].pop("phone_number")
 
     response = post_webhook("messages", payload, secret="conn-secret", event=RECEIVED)
 
-    assert response.status_code == 400
-    assert "phone number" in json_of(response)["error"]
-    assert not WebhookEvent.objects.exists()
+    # Answered 200 so Kapso doesn't retry it in vain; kept, with the reason, for reprocessing.
+    assert response.status_code == 200
+    event = WebhookEvent.objects.get()
+    assert event.result == "failed" and "contact is missing" in event.detail
+    assert not Message.objects.exists()
 
 
 @pytest.mark.parametrize(

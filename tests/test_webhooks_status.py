@@ -66,8 +66,11 @@ def test_a_business_app_reply_delivered_twice_is_stored_once(connection, post_we
     assert Message.objects.count() == 1
 
 
-def test_a_status_for_an_unknown_message_is_acknowledged(connection, post_webhook, kapso_payload):
+def test_a_status_for_an_unknown_message_is_recorded_as_sent_outside_switchboard(
+    connection, post_webhook, kapso_payload
+):
     response = deliver(post_webhook, kapso_payload, "whatsapp.message.delivered__text")
 
     assert response.status_code == 200
-    assert not Message.objects.exists()
+    message = Message.objects.get()
+    assert (message.author, message.direction, message.status) == ("external", "outbound", "delivered")

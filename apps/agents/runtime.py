@@ -47,7 +47,7 @@ def prompt_values(*, org, agent, thread) -> dict[str, str]:
         "organizationName": org.name,
         "agentName": agent.name,
         "contactName": contact_name_for_prompt(thread.contact_name),
-        "contactPhone": thread.contact_phone,
+        "contactPhone": thread.contact_phone or "",
         "now": timezone.now().strftime("%Y-%m-%d %H:%M UTC"),
     }
 

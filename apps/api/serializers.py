@@ -125,11 +125,22 @@ class ConnectionUpdateSerializer(StrictSerializer):
 
 class ThreadSerializer(serializers.ModelSerializer):
     connection = serializers.UUIDField(source="connection_id", read_only=True)
+    # A contact who adopted a WhatsApp username may have no known number: then only the BSUID.
+    contact_phone = serializers.CharField(read_only=True, allow_null=True)
+    contact_bsuid = serializers.SerializerMethodField()
+    contact_username = serializers.SerializerMethodField()
 
     class Meta:
         model = Thread
-        fields = ["id", "connection", "external_id", "contact_name", "contact_phone", "handoff", "last_message_at"]
+        fields = ["id", "connection", "external_id", "contact_name", "contact_phone", "contact_bsuid",
+                  "contact_username", "handoff", "last_message_at"]
         read_only_fields = fields
+
+    def get_contact_bsuid(self, thread: Thread) -> str | None:
+        return thread.contact_bsuid or None
+
+    def get_contact_username(self, thread: Thread) -> str | None:
+        return thread.contact_username or None
 
 
 class ThreadFilterSerializer(serializers.Serializer):

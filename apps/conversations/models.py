@@ -36,8 +36,12 @@ class Thread(OrgOwnedModel):
     playground_agent = models.ForeignKey(
         "agents.Agent", null=True, blank=True, on_delete=models.CASCADE, related_name="playground_threads"
     )
-    external_id = models.CharField(max_length=40)  # "whatsapp:+<digits>"
-    contact_phone = models.CharField(max_length=32)  # "+<digits>"
+    # "whatsapp:+<digits>" when the thread began with a known number, else "whatsapp:<BSUID>"; never changes.
+    external_id = models.CharField(max_length=120)
+    contact_phone = models.CharField(max_length=32, null=True, blank=True)  # "+<digits>"; null when unknown
+    # WhatsApp's business-scoped user id ("US.1349…") and @username, for contacts who hide their number.
+    contact_bsuid = models.CharField(max_length=100, blank=True, default="")
+    contact_username = models.CharField(max_length=100, blank=True, default="")
     contact_name = models.CharField(max_length=200, blank=True, default="")
     kapso_conversation_id = models.CharField(max_length=64, blank=True, default="")
     handoff = models.CharField(max_length=8, choices=Handoff.choices, default=Handoff.AGENT)
@@ -62,6 +66,10 @@ class Thread(OrgOwnedModel):
                 fields=["playground_agent", "external_id"], condition=Q(playground_agent__isnull=False),
                 name="thread_unique_playground",
             ),
+            # Kapso's docs: match a contact by BSUID first. One thread per BSUID per number.
+            models.UniqueConstraint(
+                fields=["connection", "contact_bsuid"], condition=~Q(contact_bsuid=""), name="thread_unique_bsuid"
+            ),
         ]
         indexes = [
             models.Index(fields=["org", "-last_message_at"], name="thread_org_activity"),
@@ -70,6 +78,7 @@ class Thread(OrgOwnedModel):
                 name="thread_needs_person",
             ),
             GinIndex(fields=["labels"], name="thread_labels"),
+            models.Index(fields=["connection", "contact_phone"], name="thread_connection_phone"),
         ]
 
     @property
@@ -77,7 +86,12 @@ class Thread(OrgOwnedModel):
         return self.playground_agent_id is not None
 
     def __str__(self) -> str:
-        return self.contact_name or self.contact_phone
+        return self.contact_name or self.contact_label
+
+    @property
+    def contact_label(self) -> str:
+        """How to tell the contact apart without a name: the number, else the username, else the BSUID."""
+        return self.contact_phone or self.contact_username or self.contact_bsuid
 
 
 class Direction(models.TextChoices):
@@ -90,6 +104,8 @@ class Author(models.TextChoices):
     AGENT = "agent", "Agent"
     OPERATOR = "operator", "Operator"
     SYSTEM = "system", "System"
+    # Sent through Kapso but not by Switchboard: Kapso's inbox, a workflow, a broadcast.
+    EXTERNAL = "external", "Sent outside Switchboard"
 
 
 class MessageStatus(models.TextChoices):
@@ -147,6 +163,12 @@ class Message(OrgOwnedModel):
     error_code = models.CharField(max_length=32, blank=True, default="")
     error_text = models.TextField(blank=True, default="")
     raw = models.JSONField(default=dict, blank=True)
+    # The contact's reaction to this message (an emoji; "" when none or removed) and when they set it,
+    # so a removal that arrives before the reaction it undoes is not overwritten by it.
+    reaction = models.CharField(max_length=32, blank=True, default="")
+    reaction_at = models.DateTimeField(null=True, blank=True)
+    # Came in while Switchboard could not receive it and too late to answer automatically: for a person.
+    needs_attention = models.BooleanField(default=False)
     # Inbound: the agent turn that answers this message. Outbound: the turn that wrote it.
     run = models.ForeignKey(
         "agents.AgentRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"

@@ -14,7 +14,7 @@ WINDOW = timedelta(hours=24)
 
 
 def thread_for_phone(*, connection, phone: str) -> Thread | None:
-    return Thread.objects.filter(connection=connection, external_id=f"whatsapp:{phone}").first()
+    return Thread.objects.filter(connection=connection, contact_phone=phone).order_by("created_at").first()
 
 
 def window_state(*, thread: Thread) -> dict:

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from apps.kapso import client as kapso
 from apps.kapso.errors import KapsoError
-from apps.kapso.payloads import InboundMessage, StatusUpdate
+from apps.kapso.payloads import Contact, InboundMessage, StatusUpdate
 from apps.whatsapp.models import ConnectionStatus, WhatsAppConnection
 
 from . import pacing
@@ -25,8 +25,9 @@ from .text import split_text
 logger = logging.getLogger(__name__)
 
 
-def external_id_for(phone: str) -> str:
-    return f"whatsapp:{phone}"
+def external_id_for(contact: Contact) -> str:
+    """Fixed when the thread is created: the number when known, else the BSUID."""
+    return f"whatsapp:{contact.phone or contact.bsuid}"
 
 
 @dataclass
@@ -35,34 +36,65 @@ class ThreadRef:
     handoff: str
 
 
-# One statement that creates the contact's thread or refreshes it, and tells us its handoff state.
-# Raw SQL because the ORM's upsert can neither keep the newest times (GREATEST) nor return a column.
+# One statement that finds the contact's thread (by BSUID first, as Kapso's docs say, then by
+# number), or creates it, refreshes it, and tells us its handoff state. A thread that learns the
+# contact's other identifier keeps it, so later messages carrying either one land in the same
+# thread. Raw SQL because the ORM can neither match-or-insert in one round trip nor keep the newest
+# times (GREATEST).
 _THREAD_UPSERT = """
-INSERT INTO conversations_thread
-    (id, org_id, connection_id, external_id, contact_phone, contact_name, kapso_conversation_id,
-     handoff, last_inbound_at, last_message_at, created_at, updated_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, 'agent', %s, %s, now(), now())
-ON CONFLICT (connection_id, external_id) DO UPDATE SET
-    contact_name = COALESCE(NULLIF(EXCLUDED.contact_name, ''), conversations_thread.contact_name),
-    kapso_conversation_id = COALESCE(NULLIF(EXCLUDED.kapso_conversation_id, ''),
-                                     conversations_thread.kapso_conversation_id),
-    last_inbound_at = GREATEST(conversations_thread.last_inbound_at, EXCLUDED.last_inbound_at),
-    last_message_at = GREATEST(conversations_thread.last_message_at, EXCLUDED.last_message_at),
-    updated_at = now()
-RETURNING id, handoff
+WITH found AS (
+    SELECT id FROM conversations_thread
+    WHERE connection_id = %(connection)s
+      AND ((%(bsuid)s <> '' AND contact_bsuid = %(bsuid)s) OR contact_phone = %(phone)s)
+    ORDER BY (%(bsuid)s <> '' AND contact_bsuid = %(bsuid)s) DESC, created_at
+    LIMIT 1
+), updated AS (
+    UPDATE conversations_thread t SET
+        contact_phone = COALESCE(t.contact_phone, %(phone)s),
+        contact_bsuid = CASE WHEN t.contact_bsuid = '' THEN %(bsuid)s ELSE t.contact_bsuid END,
+        contact_username = COALESCE(NULLIF(%(username)s, ''), t.contact_username),
+        contact_name = COALESCE(NULLIF(%(name)s, ''), t.contact_name),
+        kapso_conversation_id = COALESCE(NULLIF(%(conversation)s, ''), t.kapso_conversation_id),
+        last_inbound_at = GREATEST(t.last_inbound_at, %(inbound_at)s),
+        last_message_at = GREATEST(t.last_message_at, %(message_at)s),
+        updated_at = now()
+    FROM found WHERE t.id = found.id
+    RETURNING t.id, t.handoff
+), inserted AS (
+    INSERT INTO conversations_thread
+        (id, org_id, connection_id, external_id, contact_phone, contact_bsuid, contact_username, contact_name,
+         kapso_conversation_id, handoff, last_inbound_at, last_message_at, created_at, updated_at)
+    SELECT %(id)s, %(org)s, %(connection)s, %(external_id)s, %(phone)s, %(bsuid)s, %(username)s, %(name)s,
+           %(conversation)s, 'agent', %(inbound_at)s, %(message_at)s, now(), now()
+    WHERE NOT EXISTS (SELECT 1 FROM found)
+    ON CONFLICT (connection_id, external_id) DO UPDATE SET
+        contact_bsuid = CASE WHEN conversations_thread.contact_bsuid = '' THEN EXCLUDED.contact_bsuid
+                             ELSE conversations_thread.contact_bsuid END,
+        contact_username = COALESCE(NULLIF(EXCLUDED.contact_username, ''), conversations_thread.contact_username),
+        contact_name = COALESCE(NULLIF(EXCLUDED.contact_name, ''), conversations_thread.contact_name),
+        kapso_conversation_id = COALESCE(NULLIF(EXCLUDED.kapso_conversation_id, ''),
+                                         conversations_thread.kapso_conversation_id),
+        last_inbound_at = GREATEST(conversations_thread.last_inbound_at, EXCLUDED.last_inbound_at),
+        last_message_at = GREATEST(conversations_thread.last_message_at, EXCLUDED.last_message_at),
+        updated_at = now()
+    RETURNING id, handoff
+)
+SELECT id, handoff FROM updated UNION ALL SELECT id, handoff FROM inserted
 """
 
 
 def thread_upsert(
-    *, connection: WhatsAppConnection, phone: str, contact_name: str = "", conversation_id: str = "",
+    *, connection: WhatsAppConnection, contact: Contact, contact_name: str = "", conversation_id: str = "",
     inbound_at: datetime | None = None, message_at: datetime | None = None,
 ) -> ThreadRef:
+    params = {
+        "id": uuid.uuid4(), "org": connection.org_id, "connection": connection.id,
+        "external_id": external_id_for(contact), "phone": contact.phone, "bsuid": contact.bsuid,
+        "username": contact.username, "name": contact_name, "conversation": conversation_id,
+        "inbound_at": inbound_at, "message_at": message_at or inbound_at,
+    }
     with db.cursor() as cursor:
-        cursor.execute(
-            _THREAD_UPSERT,
-            [uuid.uuid4(), connection.org_id, connection.id, external_id_for(phone), phone, contact_name,
-             conversation_id, inbound_at, message_at or inbound_at],
-        )
+        cursor.execute(_THREAD_UPSERT, params)
         thread_id, handoff = cursor.fetchone()
     return ThreadRef(id=thread_id, handoff=handoff)
 
@@ -70,30 +102,64 @@ def thread_upsert(
 def inbound_messages_record(
     *, connection: WhatsAppConnection, messages: list[InboundMessage]
 ) -> dict[uuid.UUID, tuple[ThreadRef, list[uuid.UUID]]]:
-    """Store inbound messages, once each (unique wamid per connection). Returns, per thread, the
-    ids of the messages that are new. Call inside the webhook's transaction."""
+    """Store received messages, once each (unique wamid per connection). Returns, per thread, the
+    ids of the new messages that a turn should answer: not history backfilled on import, not our
+    own outbound echoes, not reactions (they attach to the message they react to). Call inside the
+    webhook's transaction."""
     now = timezone.now()
     by_thread: dict[uuid.UUID, tuple[ThreadRef, list[Message]]] = {}
-    for item in messages:
-        sent_at = min(item.sent_at, now)
+    answerable: set[uuid.UUID] = set()
+    for index, item in enumerate(messages):
+        if item.is_reaction:
+            reaction_apply(connection=connection, item=item)
+            continue
+        row = _received_row(connection, item, now, index)
         ref = thread_upsert(
-            connection=connection, phone=item.phone, contact_name=item.contact_name,
-            conversation_id=item.conversation_id, inbound_at=sent_at, message_at=now,
+            connection=connection, contact=item.contact, contact_name=item.contact_name,
+            conversation_id=item.conversation_id,
+            inbound_at=min(item.sent_at, now) if row.direction == Direction.INBOUND else None,
+            message_at=row.created_at,
         )
-        row = Message(
-            id=uuid.uuid4(), org_id=connection.org_id, thread_id=ref.id, connection_id=connection.id,
-            direction=Direction.INBOUND, author=Author.CONTACT, type=item.type, text=item.text,
-            media=item.media, wamid=item.wamid, status=MessageStatus.RECEIVED, raw=item.raw,
-            media_status=MediaStatus.PENDING if has_media(item.type) else MediaStatus.NONE,
-        )
+        row.thread_id = ref.id
         by_thread.setdefault(ref.id, (ref, []))[1].append(row)
+        if item.starts_turn:
+            answerable.add(row.id)
     rows = [row for _, thread_rows in by_thread.values() for row in thread_rows]
-    new_ids = _insert_new(rows)
-    media_fetch_enqueue([row.id for row in rows if row.id in new_ids and row.media_status == MediaStatus.PENDING])
+    inserted = _insert_new(rows)
+    media_fetch_enqueue([row.id for row in rows if row.id in inserted and row.media_status == MediaStatus.PENDING])
+    new_ids = inserted & answerable
     return {
         thread_id: (ref, [r.id for r in thread_rows if r.id in new_ids])
         for thread_id, (ref, thread_rows) in by_thread.items()
     }
+
+
+def _received_row(connection: WhatsAppConnection, item: InboundMessage, now: datetime, index: int) -> Message:
+    """A received item as a Message. History imported from the phone keeps its original time, so it
+    sorts where it happened; an outbound one (our echo, or a history import of the business's side)
+    is the business's message, sent outside Switchboard unless its wamid is already ours."""
+    sent_at = min(item.sent_at, now)
+    # Consecutive microseconds keep a batch in its order.
+    created_at = (sent_at if item.origin == "history_sync" else now) + timedelta(microseconds=index)
+    outbound = item.direction == "outbound"
+    return Message(
+        id=uuid.uuid4(), org_id=connection.org_id, connection_id=connection.id, created_at=created_at,
+        direction=Direction.OUTBOUND if outbound else Direction.INBOUND,
+        author=Author.EXTERNAL if outbound else Author.CONTACT, type=item.type, text=item.text, media=item.media,
+        wamid=item.wamid, status=MessageStatus.SENT if outbound else MessageStatus.RECEIVED,
+        sent_at=sent_at if outbound else None, raw=item.raw,
+        media_status=MediaStatus.PENDING if has_media(item.type) else MediaStatus.NONE,
+    )
+
+
+def reaction_apply(*, connection: WhatsAppConnection, item: InboundMessage) -> None:
+    """The contact reacted to a message (or removed their reaction: an empty emoji). It changes that
+    message's bubble and starts no turn. An older reaction never replaces a newer one."""
+    if not item.reaction_to:
+        return
+    Message.objects.filter(connection=connection, wamid=item.reaction_to).filter(
+        Q(reaction_at__isnull=True) | Q(reaction_at__lte=item.sent_at)
+    ).update(reaction=item.emoji, reaction_at=item.sent_at, updated_at=timezone.now())
 
 
 def _insert_new(rows: list[Message]) -> set[uuid.UUID]:
@@ -118,9 +184,11 @@ def _insert_new(rows: list[Message]) -> set[uuid.UUID]:
 # --- Delivery status ---------------------------------------------------------------------------
 
 
-def message_status_apply(*, connection: WhatsAppConnection, update: StatusUpdate) -> str:
+def message_status_apply(*, connection: WhatsAppConnection, update: StatusUpdate, final: bool = False) -> str:
     """Apply a status webhook. Returns 'applied', 'stale' (status only moves forward), 'operator'
-    (a reply typed in the WhatsApp Business app) or 'unknown' (no message with that wamid yet)."""
+    (a reply typed in the WhatsApp Business app), 'external' (a message sent through Kapso but not
+    by us, now recorded) or 'unknown' (no message with that wamid yet, but one of ours to that
+    contact is in flight and may be it: the caller asks again; with `final` it is recorded)."""
     if update.origin == "business_app" and update.status == "sent":
         business_app_message_record(connection=connection, update=update)
         return "operator"
@@ -133,33 +201,62 @@ def message_status_apply(*, connection: WhatsAppConnection, update: StatusUpdate
     ).update(**changes)
     if matched:
         return "applied"
-    exists = Message.objects.filter(connection=connection, wamid=update.wamid).exists()
-    return "stale" if exists else "unknown"
+    if Message.objects.filter(connection=connection, wamid=update.wamid).exists():
+        return "stale"
+    if not final and _send_in_flight_to(connection, update.contact):
+        return "unknown"  # the status may have overtaken our own record of that send (Kapso is fast)
+    outside_message_record(connection=connection, update=update)
+    return "external"
+
+
+def _send_in_flight_to(connection: WhatsAppConnection, contact: Contact) -> bool:
+    to_contact = Q(thread__contact_phone=contact.phone) if contact.phone else Q(pk__in=[])
+    if contact.bsuid:
+        to_contact |= Q(thread__contact_bsuid=contact.bsuid)
+    return Message.objects.filter(to_contact, connection=connection, status=MessageStatus.SENDING).exists()
+
+
+def _outbound_record(
+    *, connection: WhatsAppConnection, update: StatusUpdate, author: str, status: str
+) -> ThreadRef | None:
+    if not update.phone and not update.bsuid:
+        logger.warning("outbound message %s has no contact (no number, no BSUID); not recorded", update.wamid)
+        return None
+    ref = thread_upsert(
+        connection=connection, contact=update.contact, contact_name=update.contact_name,
+        conversation_id=update.conversation_id, message_at=timezone.now(),
+    )
+    failed = status == MessageStatus.FAILED
+    Message.objects.bulk_create(
+        [Message(
+            org_id=connection.org_id, thread_id=ref.id, connection_id=connection.id,
+            direction=Direction.OUTBOUND, author=author, text=update.text, wamid=update.wamid,
+            status=status, sent_at=update.sent_at, raw=update.raw,
+            error_code=update.error_code if failed else "",
+            error_text=(update.error_text or "Delivery failed") if failed else "",
+        )],
+        ignore_conflicts=True,
+    )
+    return ref
+
+
+def outside_message_record(*, connection: WhatsAppConnection, update: StatusUpdate) -> None:
+    """A message that went out through Kapso without us (typed in Kapso's inbox, a Kapso workflow,
+    a broadcast): part of the conversation, so it is kept, shown and in the agent's history. Its
+    later statuses find it by wamid like ours."""
+    _outbound_record(connection=connection, update=update, author=Author.EXTERNAL, status=update.status)
 
 
 def business_app_message_record(*, connection: WhatsAppConnection, update: StatusUpdate) -> None:
     """A person answered from the WhatsApp Business app on the phone: record their message and
     hand the thread to humans so the agent stops answering (DESIGN.md §4 "Status")."""
-    if not update.phone:
-        logger.warning("business_app message %s has no contact number; not recorded", update.wamid)
-        return
-    now = timezone.now()
-    ref = thread_upsert(
-        connection=connection, phone=update.phone, contact_name=update.contact_name,
-        conversation_id=update.conversation_id, message_at=now,
-    )
-    Message.objects.bulk_create(
-        [Message(
-            org_id=connection.org_id, thread_id=ref.id, connection_id=connection.id,
-            direction=Direction.OUTBOUND, author=Author.OPERATOR, text=update.text, wamid=update.wamid,
-            status=MessageStatus.SENT, sent_at=update.sent_at, raw=update.raw,
-        )],
-        ignore_conflicts=True,
-    )
-    Thread.objects.filter(pk=ref.id).update(
-        handoff=Handoff.HUMAN, handoff_at=Coalesce("handoff_at", now), last_operator_reply_at=now,
-        needs_person_since=None,
-    )
+    ref = _outbound_record(connection=connection, update=update, author=Author.OPERATOR, status=MessageStatus.SENT)
+    if ref is not None:
+        now = timezone.now()
+        Thread.objects.filter(pk=ref.id).update(
+            handoff=Handoff.HUMAN, handoff_at=Coalesce("handoff_at", now), last_operator_reply_at=now,
+            needs_person_since=None,
+        )
 
 
 def thread_set_handoff(*, thread: Thread, handoff: str) -> None:
@@ -284,26 +381,46 @@ def outbox_send(*, message: Message) -> float | None:
         return _postpone(message, wait)
     try:
         wamid = kapso.send_text(
-            phone_number_id=connection.phone_number_id, to=message.thread.contact_phone, body=message.text
+            phone_number_id=connection.phone_number_id, to=message.thread.contact_phone,
+            recipient=message.thread.contact_bsuid, body=message.text,
         )
     except KapsoError as error:
         if error.maybe_done:
             return _await_reconciliation(message, error)
         return _record_send_error(message, error)
-    now = timezone.now()
-    # Recorded whatever the sweeper did meanwhile: Kapso has it, so it must never go out again.
-    Message.objects.filter(pk=message.pk).exclude(status__in=statuses_after_sent()).update(
-        status=MessageStatus.SENT, wamid=wamid, sent_at=now, updated_at=now, error_code="", error_text="",
-        next_attempt_at=None,
-    )
+    _record_sent(message, wamid)
     return None
 
 
-def _postpone(message: Message, wait: float) -> float:
-    """Not this message's turn yet (pacing): back to the queue, due when its slot comes."""
+def _record_sent(message: Message, wamid: str) -> None:
+    """Recorded whatever the sweeper did meanwhile: Kapso has it, so it must never go out again."""
+    now = timezone.now()
+    mine = Message.objects.filter(pk=message.pk).exclude(status__in=statuses_after_sent())
+    changes = dict(status=MessageStatus.SENT, wamid=wamid, sent_at=now, updated_at=now, error_code="",
+                   error_text="", next_attempt_at=None)
+    try:
+        mine.update(**changes)
+    except IntegrityError:
+        # Kapso's status webhook for this very send came first and, finding no wamid of ours, was
+        # recorded as a message sent outside Switchboard: it was ours, so that copy gives way.
+        with transaction.atomic():
+            _outside_copy(message, wamid).delete()
+            mine.update(**changes)
+
+
+def _outside_copy(message: Message, wamid: str):
+    return Message.objects.filter(connection_id=message.connection_id, wamid=wamid, author=Author.EXTERNAL).exclude(
+        pk=message.pk
+    )
+
+
+def _postpone(message: Message, wait: float, error: KapsoError | None = None) -> float:
+    """Not this message's turn yet (pacing, rate limit): back to the queue, due when its slot comes.
+    The claim's attempt is given back."""
+    why = {"error_code": error.code or str(error.status), "error_text": str(error)} if error else {}
     Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(
         status=MessageStatus.QUEUED, next_attempt_at=timezone.now() + timedelta(seconds=wait),
-        send_attempts=F("send_attempts") - 1, updated_at=timezone.now(),
+        send_attempts=F("send_attempts") - 1, updated_at=timezone.now(), **why,
     )
     return wait
 
@@ -324,6 +441,10 @@ def statuses_after_sent() -> list[str]:
 
 
 def _record_send_error(message: Message, error: KapsoError) -> float | None:
+    if error.rate_limited:
+        # Kapso's per-key budget is spent (or our limiter saw it coming): the message was not
+        # looked at, so this costs it no attempt. A minute of throttling never fails a message.
+        return _postpone(message, error.retry_after or 1.0, error=error)
     attempts = message.send_attempts  # loaded after the claim counted this attempt
     if error.transient and attempts < settings.OUTBOX_MAX_ATTEMPTS:
         delay = retry_delay(attempts, error.retry_after)
@@ -357,26 +478,29 @@ def outbox_recover_stale(*, older_than: timedelta) -> list[uuid.UUID]:
     if Kapso has it, it is recorded as sent instead of being sent twice."""
     cutoff = timezone.now() - older_than
     stale_sending = Message.objects.filter(status=MessageStatus.SENDING, sending_started_at__lt=cutoff)
-    for message in stale_sending.select_related("thread", "connection")[:100]:
-        _reconcile_sending(message)
+    # A thread whose send in flight is settled now may send what waits behind it at once.
+    settled = [m.thread_id for m in stale_sending.select_related("thread", "connection")[:100] if _reconcile_sending(m)]
     due = Q(next_attempt_at__isnull=True, updated_at__lt=cutoff) | Q(next_attempt_at__lte=timezone.now())
-    return list(
-        Message.objects.filter(due, status=MessageStatus.QUEUED, direction=Direction.OUTBOUND)
-        .values_list("thread_id", flat=True)
-        .distinct()[:1000]
-    )
+    waiting = Message.objects.filter(due, status=MessageStatus.QUEUED, direction=Direction.OUTBOUND)
+    return list(dict.fromkeys([*settled, *waiting.values_list("thread_id", flat=True).distinct()[:1000]]))
 
 
-def _reconcile_sending(message: Message) -> None:
-    since = (message.sending_started_at - timedelta(minutes=1)).isoformat()
+def _reconcile_sending(message: Message) -> bool:
+    """A send with no answer, now stale: Kapso's history says whether it went out. Until the lookup
+    succeeds the message stays `sending` (resending could deliver it twice); past
+    OUTBOX_UNKNOWN_GIVE_UP_SECONDS it ends failed, unsent again, and the thread's outbox moves on.
+    Returns whether the message left `sending`."""
     try:
-        page = kapso.list_messages(
-            phone_number_id=message.connection.phone_number_id, direction="outbound", since=since, limit=100
-        )
+        rows = _sent_since(message)
     except KapsoError as error:
         logger.warning("cannot check Kapso history for stale send %s: %s", message.pk, error)
-        return
-    wamid = _find_sent_copy(page.get("data") or [], message)
+        if timezone.now() - message.sending_started_at <= timedelta(seconds=settings.OUTBOX_UNKNOWN_GIVE_UP_SECONDS):
+            return False
+        return bool(Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(
+            status=MessageStatus.FAILED, next_attempt_at=None, error_code="delivery_unknown",
+            error_text=DELIVERY_UNKNOWN, updated_at=timezone.now(),
+        ))
+    wamid = _find_sent_copy(rows, message)
     changes = {"updated_at": timezone.now()}
     if wamid:
         changes.update(status=MessageStatus.SENT, wamid=wamid, sent_at=timezone.now(), error_code="", error_text="")
@@ -385,22 +509,45 @@ def _reconcile_sending(message: Message) -> None:
                        error_text=f"Kapso did not confirm this message in {message.send_attempts} attempts.")
     else:
         changes.update(status=MessageStatus.QUEUED, next_attempt_at=timezone.now())  # due at once
-    Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(**changes)
+    with transaction.atomic():
+        if wamid:
+            _outside_copy(message, wamid).delete()  # recorded as sent outside Switchboard, but it was this one
+        return bool(Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(**changes))
+
+
+DELIVERY_UNKNOWN = "delivery unknown: not resent, to avoid a duplicate"
+HISTORY_MAX_PAGES = 50  # 5,000 messages: far more than a number sends in the minutes a lookup covers
+
+
+def _sent_since(message: Message) -> list[dict]:
+    """Every outbound message in Kapso's history since a minute before the attempt, following the
+    `after` cursor (newest first, 100 a page) so a busy number's older pages are not missed."""
+    since = (message.sending_started_at - timedelta(minutes=1)).isoformat()
+    return kapso.list_all_messages(
+        phone_number_id=message.connection.phone_number_id, direction="outbound", since=since,
+        max_pages=HISTORY_MAX_PAGES,
+    )
 
 
 def _find_sent_copy(rows: list, message: Message) -> str | None:
     """The wamid of a message in Kapso's history with this text to this contact that no other row
-    of ours claims (the same text may have gone out before, e.g. a repeated fallback)."""
-    digits = message.thread.contact_phone.lstrip("+")
+    of ours claims (the same text may have gone out before, e.g. a repeated fallback). A copy
+    recorded as sent outside Switchboard does not count as claimed: it may be this very send."""
+    thread = message.thread
+    digits = (thread.contact_phone or "").lstrip("+")
     candidates = []
     for row in rows:
         if not isinstance(row, dict) or not isinstance(row.get("id"), str):
             continue
         body = (row.get("text") or {}).get("body") if isinstance(row.get("text"), dict) else None
         to = str(row.get("to") or (row.get("kapso") or {}).get("phone_number") or "").lstrip("+")
-        if body == message.text and (not to or to == digits):
+        to_user = str(row.get("to_user_id") or "")
+        same_contact = (to == digits) if (to and digits) else (not to_user or to_user == thread.contact_bsuid)
+        if body == message.text and same_contact:
             candidates.append(row["id"])
-    claimed = Message.objects.filter(connection_id=message.connection_id, wamid__in=candidates)
+    claimed = Message.objects.filter(connection_id=message.connection_id, wamid__in=candidates).exclude(
+        author=Author.EXTERNAL
+    )
     known = set(claimed.values_list("wamid", flat=True))
     return next((wamid for wamid in candidates if wamid not in known), None)
 

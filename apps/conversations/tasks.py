@@ -47,12 +47,15 @@ def sweep_outbox() -> None:
 
 @shared_task(ignore_result=True)
 def message_status_retry(connection_id: str, update: dict, tries_left: int = 5) -> None:
-    """A status that arrived before the send that it describes was recorded: try again shortly."""
+    """A status that arrived before the send that it describes was recorded: try again shortly.
+    After the last try, a wamid still unknown is a message sent outside Switchboard: recorded."""
     connection = WhatsAppConnection.objects.filter(pk=connection_id).first()
     if connection is None:
         return
-    result = services.message_status_apply(connection=connection, update=StatusUpdate.from_json(update))
-    if result == "unknown" and tries_left > 0:
+    result = services.message_status_apply(
+        connection=connection, update=StatusUpdate.from_json(update), final=tries_left <= 0
+    )
+    if result == "unknown":
         enqueue(message_status_retry, connection_id, update, tries_left - 1, countdown=2.0)
 
 

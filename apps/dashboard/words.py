@@ -54,7 +54,10 @@ SEND_ERRORS: dict[str, str] = {
     "131053": "Not delivered: the media could not be uploaded.",
     "1026": "Not delivered: the customer's WhatsApp cannot receive this kind of message.",
     "not_connected": "Not sent: the WhatsApp number was not connected at the time.",
-    "insufficient_credits": "Not sent: the Kapso balance does not cover Meta's fee for this message.",
+    "insufficient_credits": "Not sent: the Kapso balance does not cover Meta's fee for this message. Add credit "
+                            "to the Kapso account (link below), then send it again.",
+    "delivery_unknown": "Not resent: Kapso did not answer and its history could not be checked, so this message "
+                        "may or may not have been delivered. Sending it again could send it twice.",
     "marketing_preference_stopped": "Not sent: the customer stopped marketing messages from this number.",
     "messaging_account_mismatch": "Not sent: the messaging account does not match this WhatsApp number.",
 }

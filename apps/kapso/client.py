@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 import httpx
 from django.conf import settings
 
-from .errors import KapsoError, error_from_response, network_error
+from . import ratelimit
+from .errors import META_PROXY, PLATFORM, KapsoError, error_from_response, network_error
 
 MESSAGE_WEBHOOK_EVENTS = [
     "whatsapp.message.received",
@@ -38,6 +39,10 @@ def _http() -> httpx.Client:
 def _request(method: str, path: str, *, json: Any = None, params: dict | None = None) -> Any:
     if not settings.KAPSO_API_KEY:
         raise KapsoError(status=0, message="KAPSO_API_KEY is not set", transient=False)
+    wait = ratelimit.acquire(settings.KAPSO_API_KEY)
+    if wait > 0:  # the key's budget for this minute is spent: not sent, try after `wait`
+        raise KapsoError(status=429, message="held back: Kapso's per-minute request limit is reached",
+                         transient=True, retry_after=wait, rate_limited=True)
     url = settings.KAPSO_API_BASE_URL + path
     headers = {"X-API-Key": settings.KAPSO_API_KEY, "Accept": "application/json"}
     try:
@@ -46,6 +51,7 @@ def _request(method: str, path: str, *, json: Any = None, params: dict | None = 
         raise network_error(exc, maybe_done=True) from exc  # sent, but no answer: Kapso may have acted
     except httpx.HTTPError as exc:
         raise network_error(exc) from exc  # never got through (refused, connect timeout): safe to repeat
+    ratelimit.observe(settings.KAPSO_API_KEY, response.status_code, response.headers)
     if response.status_code == 204:
         return None
     try:
@@ -53,7 +59,8 @@ def _request(method: str, path: str, *, json: Any = None, params: dict | None = 
     except ValueError:
         body = response.text
     if response.status_code >= 400:
-        raise error_from_response(response.status_code, body, response.headers.get("Retry-After"))
+        api = PLATFORM if path.startswith("/platform/") else META_PROXY
+        raise error_from_response(response.status_code, body, response.headers.get("Retry-After"), api=api)
     return body
 
 
@@ -122,15 +129,27 @@ def delete_message_webhook(*, phone_number_id: str, webhook_id: str) -> None:
 # --- Meta proxy ---------------------------------------------------------------------------------
 
 
-def send_text(*, phone_number_id: str, to: str, body: str, preview_url: bool = False) -> str:
-    """Send a text message; returns the WhatsApp message id (wamid)."""
+def addressee(*, phone: str | None, bsuid: str = "") -> dict:
+    """Who a send goes to: `to` with the number when we know it, else `recipient` with the
+    contact's business-scoped user id (a contact with a username may never show their number)."""
+    if phone:
+        return {"to": phone.lstrip("+")}
+    if bsuid:
+        return {"recipient": bsuid}
+    raise KapsoError(status=0, message="the contact has neither a phone number nor a BSUID", transient=False)
+
+
+def send_text(
+    *, phone_number_id: str, body: str, to: str | None = None, recipient: str = "", preview_url: bool = False
+) -> str:
+    """Send a text message to a number (`to`) or a BSUID (`recipient`); returns the wamid."""
     response = _meta(
         "POST",
         f"/{phone_number_id}/messages",
         json={
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
-            "to": to.lstrip("+"),
+            **addressee(phone=to, bsuid=recipient),
             "type": "text",
             "text": {"body": body, "preview_url": preview_url},
         },
@@ -218,3 +237,20 @@ def _json_or_text(response: httpx.Response) -> object:
         return response.json()
     except ValueError:
         return response.text
+
+
+def list_all_messages(*, phone_number_id: str, max_pages: int, **filters) -> list[dict]:
+    """Every message matching `filters` (direction, since …), following `paging.cursors.after` page
+    by page (100 a page, Kapso's maximum) until the last page or `max_pages`."""
+    rows: list[dict] = []
+    after = None
+    for _ in range(max_pages):
+        page = list_messages(phone_number_id=phone_number_id, limit=100, after=after, **filters)
+        data = page.get("data") if isinstance(page, dict) else None
+        rows.extend(row for row in (data or []) if isinstance(row, dict))
+        paging = page.get("paging") if isinstance(page, dict) else None
+        cursors = paging.get("cursors") if isinstance(paging, dict) else None
+        after = cursors.get("after") if isinstance(cursors, dict) else None
+        if not data or not after:
+            break
+    return rows

@@ -3,6 +3,10 @@
 Kapso answers with two body styles (REFERENCE.md §5.7): the Meta error object
 `{"error": {"message", "type", "code", "error_subcode", ...}}` and Kapso's own
 `{"error": "<string>", "code"?: "<string>"}`. Both parse into KapsoError.
+
+The same status means different things on Kapso's two APIs: a 409 from the Meta proxy is "another
+message to this contact is in flight" (retry shortly); a 409 from the Platform API is a conflict
+(a limit reached, a duplicate) that no retry resolves.
 """
 
 from dataclasses import dataclass
@@ -29,20 +33,30 @@ class KapsoError(Exception):
     # No answer came although the request reached Kapso (a read timeout, a dropped connection):
     # it may have taken effect, so repeating a send could deliver it twice.
     maybe_done: bool = False
+    # Over Kapso's per-key rate limit (a 429, or held back by our limiter before asking): the request
+    # was not made, and waiting `retry_after` is all it takes; it says nothing about the message.
+    rate_limited: bool = False
 
     def __str__(self) -> str:
         code = f" (code {self.code})" if self.code else ""
         return f"Kapso {self.status or 'network'} error{code}: {self.message}"
 
 
-def error_from_response(status: int, body: object, retry_after: str | None = None) -> KapsoError:
+META_PROXY = "meta"
+PLATFORM = "platform"
+
+
+def error_from_response(
+    status: int, body: object, retry_after: str | None = None, *, api: str = META_PROXY
+) -> KapsoError:
     message, code = _message_and_code(body)
     return KapsoError(
         status=status,
         message=message or f"HTTP {status}",
         code=code,
         retry_after=parse_retry_after(retry_after),
-        transient=_is_transient(status, code),
+        transient=_is_transient(status, code, api),
+        rate_limited=status == 429,
     )
 
 
@@ -65,16 +79,22 @@ def _message_and_code(body: object) -> tuple[str, str]:
         return message, "" if code is None else str(code)
     if isinstance(error, str):
         code = body.get("code")
+        billing_url = body.get("billing_url")
+        if isinstance(billing_url, str) and billing_url.startswith("https://"):
+            error = f"{error} Add credit: {billing_url}"  # 402 insufficient_credits: where to fix it
         return error, "" if code is None else str(code)
     return str(body.get("message") or ""), ""
 
 
-def _is_transient(status: int, code: str) -> bool:
+def _is_transient(status: int, code: str, api: str) -> bool:
     if code.isdigit():
         number = int(code)
         if number in THROTTLING_META_CODES or number in SERVER_META_CODES:
             return True
         if number in PERMANENT_META_CODES:
             return False
-    # 409: another message is in flight for the conversation; 429: rate limited; 5xx: Kapso/Meta trouble.
-    return status in (408, 409, 425, 429) or status >= 500
+    if status == 409:
+        return api == META_PROXY  # proxy: another message is in flight; Platform API: a real conflict
+    # 429: rate limited; 5xx: Kapso/Meta trouble. 402 (insufficient_credits) and 422 (string codes such
+    # as messaging_account_mismatch, marketing_preference_stopped) are permanent: retrying can't help.
+    return status in (408, 425, 429) or status >= 500

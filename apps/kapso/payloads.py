@@ -103,9 +103,19 @@ def phone_number_id_of(payload: dict) -> str | None:
 
 
 @dataclass
+class Contact:
+    """Who a message is with. A contact who adopted a WhatsApp username may come with no number,
+    only a business-scoped user id (BSUID); Kapso's docs: never assume `from` or `phone_number`."""
+
+    phone: str | None  # "+<digits>"
+    bsuid: str = ""
+    username: str = ""
+
+
+@dataclass
 class InboundMessage:
     wamid: str
-    phone: str  # "+<digits>"
+    contact: Contact
     contact_name: str
     type: str
     text: str
@@ -113,6 +123,23 @@ class InboundMessage:
     sent_at: datetime
     conversation_id: str
     raw: dict = field(repr=False)
+    origin: str = ""  # cloud_api | business_app | history_sync
+    direction: str = "inbound"  # Kapso's `kapso.direction`: "outbound" is not the contact's message
+    reaction_to: str = ""  # for a reaction: the wamid it reacts to
+    emoji: str = ""  # for a reaction: the emoji, "" when the contact removed it
+
+    @property
+    def phone(self) -> str | None:
+        return self.contact.phone
+
+    @property
+    def is_reaction(self) -> bool:
+        return self.type == "reaction"
+
+    @property
+    def starts_turn(self) -> bool:
+        """History backfilled on import and our own outbound echoes are stored but never answered."""
+        return self.direction != "outbound" and self.origin != "history_sync" and not self.is_reaction
 
 
 @dataclass
@@ -128,6 +155,12 @@ class StatusUpdate:
     conversation_id: str
     contact_name: str
     raw: dict = field(repr=False)
+    bsuid: str = ""
+    username: str = ""
+
+    @property
+    def contact(self) -> Contact:
+        return Contact(phone=self.phone, bsuid=self.bsuid, username=self.username)
 
     def to_json(self) -> dict:
         """A JSON-safe copy, for handing the update to a task."""
@@ -175,17 +208,30 @@ def _contact_phone(message: dict, kapso: dict, conversation: dict, *, outbound: 
     return None
 
 
+def _contact(message: dict, kapso: dict, conversation: dict, *, outbound: bool) -> Contact:
+    side = "to" if outbound else "from"
+    bsuid = _str(conversation.get("business_scoped_user_id") or message.get(f"{side}_user_id")).strip()
+    username = _str(conversation.get("username") or message.get("username")).strip()
+    phone = _contact_phone(message, kapso, conversation, outbound=outbound)
+    return Contact(phone=phone, bsuid=bsuid[:100], username=username[:100])
+
+
 def parse_inbound(payload: dict) -> InboundMessage:
     message, kapso, conversation, wamid = _message_parts(payload)
-    phone = _contact_phone(message, kapso, conversation, outbound=False)
-    if not phone:
-        raise PayloadError("the contact's phone number is missing (no message.from or conversation.phone_number)")
+    direction = _str(kapso.get("direction")) or "inbound"
+    contact = _contact(message, kapso, conversation, outbound=direction == "outbound")
+    if not contact.phone and not contact.bsuid:
+        raise PayloadError(
+            "the contact is missing (no message.from, conversation.phone_number "
+            "or conversation.business_scoped_user_id)"
+        )
     kind = _str(message.get("type")) or "text"
+    reaction = _dict(message.get("reaction")) if kind == "reaction" else {}
     contact_name = _str(_dict(conversation.get("kapso")).get("contact_name") or kapso.get("contact_name")
                         or conversation.get("contact_name"))
     return InboundMessage(
         wamid=wamid,
-        phone=phone,
+        contact=contact,
         contact_name=contact_name[:200],
         type=kind[:16],
         text=render_text(message, kapso),
@@ -193,6 +239,10 @@ def parse_inbound(payload: dict) -> InboundMessage:
         sent_at=_timestamp(message.get("timestamp")),
         conversation_id=_str(conversation.get("id") or kapso.get("whatsapp_conversation_id"))[:64],
         raw=payload,
+        origin=_str(kapso.get("origin")),
+        direction=direction,
+        reaction_to=_str(reaction.get("message_id"))[:200],
+        emoji=_str(reaction.get("emoji"))[:32],
     )
 
 
@@ -205,15 +255,16 @@ def parse_status(event: str, payload: dict) -> StatusUpdate:
         errors = _dict(entry).get("errors") if isinstance(entry, dict) else None
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
             error_code = _str(errors[0].get("code"))
-            error_text = " — ".join(
-                part for part in (_str(errors[0].get("title")), _str(errors[0].get("message"))) if part
-            )
+            error_text = _error_text(errors[0])
             break
+    contact = _contact(message, kapso, conversation, outbound=True)
     return StatusUpdate(
         wamid=wamid,
         status=status,
         origin=_str(kapso.get("origin")),
-        phone=_contact_phone(message, kapso, conversation, outbound=True),
+        phone=contact.phone,
+        bsuid=contact.bsuid,
+        username=contact.username,
         text=render_text(message, kapso),
         error_code=error_code[:32],
         error_text=error_text,
@@ -222,6 +273,17 @@ def parse_status(event: str, payload: dict) -> StatusUpdate:
         contact_name=_str(_dict(conversation.get("kapso")).get("contact_name"))[:200],
         raw=payload,
     )
+
+
+def _error_text(error: dict) -> str:
+    """Title, message and Meta's `error_data.details` (Meta: build logic on the details; they are
+    also what tells an operator what actually went wrong)."""
+    parts: list[str] = []
+    details = _str(_dict(error.get("error_data")).get("details"))
+    for part in (_str(error.get("title")), _str(error.get("message")), details):
+        if part and part not in parts:
+            parts.append(part)
+    return " — ".join(parts)
 
 
 def media_of(message: dict, kapso: dict) -> dict:

@@ -10,6 +10,7 @@ from apps.conversations.tasks import message_status_retry
 from apps.core.queue import enqueue
 from apps.kapso.payloads import MESSAGE_RECEIVED, STATUS_EVENTS, PayloadError, parse_inbound, parse_status
 from apps.whatsapp.hours import hours_open
+from apps.whatsapp.models import ConnectionStatus
 
 
 def prepare_message_events(items: list[tuple[str, dict]]) -> tuple[str, list]:
@@ -29,7 +30,8 @@ def prepare_message_events(items: list[tuple[str, dict]]) -> tuple[str, list]:
 
 def on_message_received(connection, messages) -> None:
     recorded = conversations.inbound_messages_record(connection=connection, messages=messages)
-    if connection.agent_id is None or not connection.agent_enabled:
+    # A disconnected number's late deliveries are kept but never answered: it no longer speaks for the org.
+    if connection.agent_id is None or not connection.agent_enabled or connection.status != ConnectionStatus.CONNECTED:
         return
     if connection.agent_only_outside_hours and hours_open(connection.business_hours, timezone.now()):
         return  # the team answers during business hours; the agent only outside them

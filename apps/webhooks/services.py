@@ -70,7 +70,7 @@ def message_delivery_receive(*, connection, headers, raw: bytes, items: list[tup
     try:
         event, prepared = prepare_message_events(items)
     except PayloadError as error:
-        raise DeliveryError(str(error)) from error
+        return _unreadable_record(connection, headers, raw, items, error)
     handler = MESSAGE_HANDLERS.get(event)
     result = ProcessingResult.PROCESSED if handler else ProcessingResult.IGNORED
     with transaction.atomic():
@@ -86,6 +86,19 @@ def message_delivery_receive(*, connection, headers, raw: bytes, items: list[tup
             return "ignored"
         handler(connection, prepared)
     return "processed"
+
+
+def _unreadable_record(connection, headers, raw: bytes, items: list[tuple[str, dict]], error: PayloadError) -> str:
+    """Signed by Kapso, but in a shape we cannot read. Kept as failed with the reason, for an admin
+    to see and reprocess once Switchboard understands it, and answered 200: a 4xx would make Kapso
+    retry it in vain and may get the number's webhook paused."""
+    event = next((name for name, _ in items if name), "")
+    logger.warning("unreadable Kapso delivery %s for connection %s: %s", event, connection.id, error)
+    event_id = event_record(
+        kind=WebhookKind.MESSAGES, event=event, headers=headers, raw=raw, org_id=connection.org_id,
+        connection_id=connection.id, result=ProcessingResult.FAILED, detail=f"Could not read this delivery: {error}",
+    )
+    return "failed" if event_id else "duplicate"
 
 
 def project_delivery_receive(*, headers, raw: bytes, body) -> str:

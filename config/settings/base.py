@@ -160,6 +160,15 @@ KAPSO_SANDBOX = env_bool("KAPSO_SANDBOX", False)
 # URLs only when it is installed. A production database never gets its tables.
 if KAPSO_SANDBOX:
     INSTALLED_APPS.append("sandbox")
+# Kapso counts requests per API key per fixed minute: Free/Legacy 100, Pro 500, Platform 1,000,
+# Enterprise 2,000. Every worker shares one limiter per key (apps/kapso/ratelimit.py); 0 turns it off.
+KAPSO_RATE_LIMIT_PER_MINUTE = env_int("KAPSO_RATE_LIMIT_PER_MINUTE", 1000)
+KAPSO_RATE_LIMIT_WINDOW_SECONDS = env_float("KAPSO_RATE_LIMIT_WINDOW_SECONDS", 60.0)  # Kapso's; tests shorten it
+# Kapso retries a webhook for about 2.5 minutes, then gives up: this often, each connected number's
+# inbound history is compared with what we stored, and what is missing is ingested (catch-up).
+KAPSO_CATCHUP_INTERVAL_SECONDS = env_float("KAPSO_CATCHUP_INTERVAL_SECONDS", 300.0)
+# Caught-up messages older than this are stored and flagged for a person instead of answered late.
+KAPSO_CATCHUP_MAX_AGE_SECONDS = env_float("KAPSO_CATCHUP_MAX_AGE_SECONDS", 3600.0)
 
 # Key for encrypting stored secrets (per-connection webhook secrets). Defaults to one derived from
 # SECRET_KEY; set it explicitly so SECRET_KEY can rotate without losing the stored secrets.
@@ -245,6 +254,9 @@ OUTBOX_STALE_SECONDS = env_int("OUTBOX_STALE_SECONDS", 30)
 OUTBOX_MAX_ATTEMPTS = env_int("OUTBOX_MAX_ATTEMPTS", 6)
 OUTBOX_RETRY_BASE_SECONDS = env_float("OUTBOX_RETRY_BASE_SECONDS", 2.0)
 OUTBOX_RETRY_MAX_SECONDS = env_float("OUTBOX_RETRY_MAX_SECONDS", 120.0)
+# A send that got no answer stays `sending` while Kapso's history is looked up; if the lookup keeps
+# failing this long, it ends failed (not resent: it may have gone out) and the thread's outbox moves on.
+OUTBOX_UNKNOWN_GIVE_UP_SECONDS = env_float("OUTBOX_UNKNOWN_GIVE_UP_SECONDS", 600.0)
 # Pacing, enforced across all workers: at most this many sends per second per number (Meta allows
 # 80 by default, coexistence numbers 5-20), and at least this gap between two messages to one contact.
 OUTBOX_MAX_PER_SECOND_PER_NUMBER = env_float("OUTBOX_MAX_PER_SECOND_PER_NUMBER", 20.0)
@@ -287,6 +299,10 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-outbox": {"task": "apps.conversations.tasks.sweep_outbox", "schedule": _SWEEP_EVERY},
     "sweep-media": {"task": "apps.conversations.tasks.sweep_media", "schedule": schedule(timedelta(minutes=1))},
     "sweep-give-back": {"task": "apps.agents.tasks.sweep_give_back", "schedule": schedule(timedelta(seconds=60))},
+    "kapso-catch-up": {
+        "task": "apps.webhooks.tasks.catch_up_all",
+        "schedule": schedule(timedelta(seconds=KAPSO_CATCHUP_INTERVAL_SECONDS)),
+    },
 }
 
 LOGGING = {

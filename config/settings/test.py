@@ -34,3 +34,5 @@ STORAGES = {
 # Pacing is off unless a test turns it on (tests/test_pacing.py): it is about time, not behaviour.
 OUTBOX_MAX_PER_SECOND_PER_NUMBER = float(env("OUTBOX_MAX_PER_SECOND_PER_NUMBER", "0"))
 OUTBOX_MIN_GAP_PER_CONTACT_SECONDS = float(env("OUTBOX_MIN_GAP_PER_CONTACT_SECONDS", "0"))
+# Kapso's per-key limiter too (tests/test_kapso_ratelimit.py and the end-to-end rate-limit test turn it on).
+KAPSO_RATE_LIMIT_PER_MINUTE = int(env("KAPSO_RATE_LIMIT_PER_MINUTE", "0"))

@@ -2,6 +2,7 @@
 envelopes and error bodies (REFERENCE.md §1–6). It records every request and can be told to fail
 the next sends, so tests replace Kapso only at the network edge."""
 
+import base64
 import itertools
 import json
 import re
@@ -9,8 +10,10 @@ import threading
 import time
 import uuid
 from collections import deque
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from urllib.parse import parse_qs
 
 from tests.fakes.http import LocalServer
 
@@ -37,6 +40,14 @@ class FakeKapso(LocalServer):
         # media id through GET /{media_id}?phone_number_id= and its short-lived `download_url`.
         self.media: dict[str, tuple[bytes, str]] = {}
         self.media_ids: dict[str, tuple[bytes, str]] = {}
+        self.customers: list[dict] = []
+        self.history_failures = 0  # answer 500 to this many next history lookups
+        self.webhook_create_timeouts = 0  # create the next webhooks, then answer too late to be read
+        # Kapso's per-key limit: requests per fixed window, with X-RateLimit-* headers; None = no limit.
+        self.rate_limit: int | None = None
+        self.rate_window = 60.0
+        self.rate_limited = 0  # how many requests were answered 429
+        self._window_start, self._window_count = 0.0, 0
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         super().__init__(port)
@@ -61,12 +72,38 @@ class FakeKapso(LocalServer):
 
     # --- routing ---------------------------------------------------------------------------
 
+    def rate_check(self) -> tuple[tuple[int, object, dict] | None, dict]:
+        """Kapso's fixed-window counter per API key: (a 429 with Retry-After past the limit, else
+        None; the X-RateLimit-* headers every answer carries)."""
+        if self.rate_limit is None:
+            return None, {}
+        with self._lock:
+            now = time.time()
+            if now - self._window_start >= self.rate_window:
+                self._window_start, self._window_count = now - (now % self.rate_window), 0
+            self._window_count += 1
+            reset = self._window_start + self.rate_window
+            remaining = max(0, self.rate_limit - self._window_count)
+            headers = {"X-RateLimit-Limit": str(self.rate_limit), "X-RateLimit-Remaining": str(remaining),
+                       "X-RateLimit-Reset": str(int(reset))}
+            if self._window_count > self.rate_limit:
+                self.rate_limited += 1
+                retry_after = str(max(1, int(reset - now + 0.999)))
+                return (429, fixture("api__rate_limited_429"), {**headers, "Retry-After": retry_after}), headers
+        return None, headers
+
     def route(self, method: str, path: str, body: dict | None) -> tuple[int, object, dict]:
-        path, _, query = path.partition("?")
+        path, _, query_string = path.partition("?")
+        query = {key: values[-1] for key, values in parse_qs(query_string).items()}
+        if method == "GET" and path == "/platform/v1/customers":
+            wanted = query.get("external_customer_id")
+            return 200, {"data": [c for c in self.customers if c["external_customer_id"] == wanted],
+                         "meta": {"page": 1, "per_page": 20, "total_pages": 1, "total_count": 1}}, {}
         if method == "POST" and path == "/platform/v1/customers":
             customer = body["customer"]
             data = dict(fixture("api__customer_created")["data"], id=str(uuid.uuid4()),
                         name=customer["name"], external_customer_id=customer.get("external_customer_id"))
+            self.customers.append(data)
             return 201, {"data": data}, {}
         if m := re.fullmatch(r"/platform/v1/customers/([^/]+)/setup_links", path):
             if method == "POST":
@@ -79,15 +116,30 @@ class FakeKapso(LocalServer):
                 fixture("api__phone_number")["data"], id=m.group(1), phone_number_id=m.group(1))
             return 200, {"data": data}, {}
         if m := re.fullmatch(r"/platform/v1/whatsapp/phone_numbers/([^/]+)/webhooks", path):
+            if method == "GET":
+                return 200, {"data": [w for w in self.webhooks if w["phone_number_id"] == m.group(1)],
+                             "meta": {"page": 1, "per_page": 20, "total_pages": 1, "total_count": 1}}, {}
             data = dict(fixture("api__webhook_created")["data"], id=str(uuid.uuid4()), phone_number_id=m.group(1),
                         **body["whatsapp_webhook"])
             self.webhooks.append(data)
+            if self.webhook_create_timeouts:
+                self.webhook_create_timeouts -= 1
+                time.sleep(self.slow_answer_seconds)
             return 201, {"data": data}, {}
         if m := re.fullmatch(r"/meta/whatsapp/v[0-9.]+/([0-9]+)", path):
-            return self._media_lookup(m.group(1), query)
+            return self._media_lookup(m.group(1), query_string)
+        if m := re.fullmatch(r"/platform/v1/whatsapp/phone_numbers/([^/]+)/webhooks/([^/]+)", path):
+            hook = next((w for w in self.webhooks if w["id"] == m.group(2)), None)
+            if hook is None:
+                return 404, {"error": "Webhook not found"}, {}
+            if method == "DELETE":
+                self.webhooks.remove(hook)
+                return 204, None, {}
+            hook.update((body or {}).get("whatsapp_webhook") or {})
+            return 200, {"data": hook}, {}
         if m := re.fullmatch(r"/meta/whatsapp/v[0-9.]+/([^/]+)/messages", path):
             if method == "GET":
-                return 200, {"data": list(self.history), "paging": {"cursors": {}}}, {}
+                return self._history_page(query)
             return self._send(m.group(1), body or {})
         return 404, {"error": "Not found"}, {}
 
@@ -109,6 +161,27 @@ class FakeKapso(LocalServer):
         if path == "/meta/whatsapp/media_download":
             return self.media_ids.get(query.removeprefix("token="))
         return None
+    slow_answer_seconds = 1.0
+
+    def _history_page(self, query: dict) -> tuple[int, object, dict]:
+        """Newest first, `limit` a page (at most 100), `after` an opaque cursor, filtered by
+        `direction` and `since` as Kapso's Meta-proxy listing is (REFERENCE.md §6.1)."""
+        with self._lock:
+            if self.history_failures:
+                self.history_failures -= 1
+                return 500, {"error": "Internal server error"}, {}
+            rows = list(self.history)
+        if wanted := query.get("direction"):
+            rows = [r for r in rows if (r.get("kapso") or {}).get("direction", wanted) == wanted]
+        if query.get("since"):
+            since = datetime.fromisoformat(query["since"]).timestamp()
+            rows = [r for r in rows if not r.get("timestamp") or int(r["timestamp"]) >= int(since)]
+        limit = min(100, int(query.get("limit") or 20))
+        start = int(base64.b64decode(query["after"]).decode()) if query.get("after") else 0
+        page = rows[start : start + limit]
+        more = start + limit < len(rows)
+        cursors = {"after": base64.b64encode(str(start + limit).encode()).decode()} if more else {}
+        return 200, {"data": page, "paging": {"cursors": cursors}}, {}
 
     def _send(self, phone_number_id: str, body: dict) -> tuple[int, object, dict]:
         if body.get("status") == "read":
@@ -121,19 +194,23 @@ class FakeKapso(LocalServer):
         if failure is not None:
             return failure
         to = body.get("to", "")
+        recipient = body.get("recipient", "")
         with self._lock:
             wamid = f"wamid.fake.{next(self._ids):06d}"
             self.sent.append({**body, "phone_number_id": phone_number_id, "wamid": wamid})
             # Kapso lists what it accepted, so a sender that lost the answer can look its send up.
-            self.history.insert(0, {
-                "id": wamid, "timestamp": str(int(time.time())), "type": body.get("type", "text"), "to": to,
-                "text": body.get("text") or {}, "kapso": {"direction": "outbound", "status": "sent",
-                                                         "phone_number": f"+{str(to).lstrip('+')}"},
-            })
+            row = {"id": wamid, "timestamp": str(int(time.time())), "type": body.get("type", "text"),
+                   "text": body.get("text") or {}, "kapso": {"direction": "outbound", "status": "sent"}}
+            if to:
+                row.update(to=to)
+                row["kapso"]["phone_number"] = f"+{str(to).lstrip('+')}"
+            else:
+                row.update(to_user_id=recipient)
+            self.history.insert(0, row)
         if self.on_send is not None:
             self.on_send(wamid, body)
-        return 200, {"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}],
-                     "messages": [{"id": wamid}]}, {}
+        contact = {"input": to, "wa_id": to} if to else {"input": recipient, "user_id": recipient}
+        return 200, {"messaging_product": "whatsapp", "contacts": [contact], "messages": [{"id": wamid}]}, {}
 
     def _handler(self):
         fake = self
@@ -154,8 +231,10 @@ class FakeKapso(LocalServer):
                 if self.headers.get("X-API-Key") != fake.api_key:
                     status, payload, headers = 401, {"error": "Invalid API key"}, {}
                 else:
-                    status, payload, headers = fake.route(method, self.path, body)
-                data = json.dumps(payload).encode()
+                    limited, rate_headers = fake.rate_check()
+                    status, payload, headers = limited or fake.route(method, self.path, body)
+                    headers = {**rate_headers, **headers}
+                data = json.dumps(payload).encode() if payload is not None else b""
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
@@ -183,5 +262,8 @@ class FakeKapso(LocalServer):
 
             def do_DELETE(self):
                 self._serve("DELETE")
+
+            def do_PATCH(self):
+                self._serve("PATCH")
 
         return Handler

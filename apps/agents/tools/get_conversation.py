@@ -31,7 +31,7 @@ def get_conversation(context: ToolContext, arguments: dict) -> dict:
             raise ToolError("`before` must be an ISO 8601 time, as given in `next_before`")
     messages, next_before = selectors.thread_messages_page(thread=thread, limit=limit, before=before)
     return {
-        "contact": thread.contact_phone,
+        "contact": thread.contact_label,
         "contact_name": thread.contact_name,
         "messages": [
             {"at": m.created_at.isoformat(), "from": m.author, "text": m.text, "status": m.status}

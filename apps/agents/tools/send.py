@@ -26,7 +26,7 @@ def send(context: ToolContext, arguments: dict) -> dict:
             "allows only approved templates, not free text"
         )
     context.pending_sends.append(PendingSend(thread=thread, text=text.strip()))
-    return {"queued": True, "to": thread.contact_phone, "characters": len(text.strip())}
+    return {"queued": True, "to": thread.contact_label, "characters": len(text.strip())}
 
 
 def _target_thread(context: ToolContext, to: object):

@@ -20,6 +20,14 @@ def error_words(message) -> str:
 
 
 @register.filter
+def error_details(message) -> str:
+    """What Kapso or WhatsApp said, when the plain words above don't already say it: Meta's
+    `error_data.details`, a Platform API conflict's reason, the link to add Kapso credit."""
+    words = send_error_words(message.error_code, message.error_text)
+    return "" if not message.error_text or message.error_text in words else message.error_text
+
+
+@register.filter
 def pretty_json(value) -> str:
     try:
         return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
