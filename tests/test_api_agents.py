@@ -8,8 +8,11 @@ from tests.factories import make_agent, make_connection
 
 pytestmark = pytest.mark.django_db
 
-AGENT_FIELDS = {"id", "name", "slug", "system_prompt", "model", "tools", "fallback_text", "allowed_numbers",
-                "created_at"}
+AGENT_FIELDS = {
+    "id", "name", "slug", "system_prompt", "model", "tools", "fallback_text", "created_at", "history_window",
+    "max_steps", "allowed_numbers", "acknowledgement_text", "typing_indicator", "reset_command", "mode",
+    "fallback_model", "max_input_chars", "turn_timeout_seconds", "debounce_seconds",
+}
 
 
 def full_body(**overrides) -> dict:
@@ -298,3 +301,57 @@ def test_it_never_deletes_another_orgs_agent(api, other_org):
 
     assert api.delete(f"/api/v1/agents/{theirs.id}").status_code == 404
     assert Agent.objects.filter(pk=theirs.pk).exists()
+
+
+# --- Conversation settings ------------------------------------------------------------------------
+
+FEATURES = {
+    "acknowledgement_text": "One moment…", "typing_indicator": False, "reset_command": "/new", "mode": "task",
+    "fallback_model": {"provider": "anthropic", "name": "claude-haiku-4-5"}, "max_input_chars": 2000,
+    "turn_timeout_seconds": 30, "debounce_seconds": 4, "history_window": 12, "max_steps": 3,
+    "allowed_numbers": ["+15550001111"],
+}
+
+
+def test_new_agents_keep_todays_behaviour_by_default(api):
+    body = json_of(api.post("/api/v1/agents", full_body(), format="json"))
+
+    assert {name: body[name] for name in FEATURES} == {
+        "acknowledgement_text": "", "typing_indicator": True, "reset_command": "/reset", "mode": "chat",
+        "fallback_model": None, "max_input_chars": None, "turn_timeout_seconds": None, "debounce_seconds": 0,
+        "history_window": 20, "max_steps": 6, "allowed_numbers": [],
+    }
+
+
+def test_it_creates_and_changes_the_conversation_settings(api, org):
+    response = api.post("/api/v1/agents", full_body(**FEATURES), format="json")
+
+    assert response.status_code == 201, response.content
+    assert {name: json_of(response)[name] for name in FEATURES} == FEATURES
+    agent = Agent.objects.get(org=org)
+    assert agent.fallback_model == {"provider": "anthropic", "name": "claude-haiku-4-5"} and agent.mode == "task"
+    changed = api.patch(f"/api/v1/agents/{agent.id}", {"fallback_model": None, "debounce_seconds": 0}, format="json")
+    assert changed.status_code == 200
+    agent.refresh_from_db()
+    assert agent.fallback_model is None and agent.debounce_seconds == 0 and agent.reset_command == "/new"
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"turn_timeout_seconds": 4}, "turn_timeout_seconds"),
+    ({"debounce_seconds": 16}, "debounce_seconds"),
+    ({"debounce_seconds": -1}, "debounce_seconds"),
+    ({"mode": "agentic"}, "mode"),
+    ({"fallback_model": {"provider": "nope", "name": "x"}}, "fallback_model"),
+    ({"fallback_model": {"provider": "openai"}}, "fallback_model"),
+    ({"fallback_model": {"provider": "openai", "name": "x", "temperature": 1}}, "fallback_model"),
+    ({"allowed_numbers": ["call me"]}, "allowed_numbers"),
+    ({"max_input_chars": 0}, "max_input_chars"),
+    ({"history_window": 0}, "history_window"),
+])
+def test_it_refuses_bad_conversation_settings_and_changes_nothing(api, agent, change, field):
+    before = Agent.objects.filter(pk=agent.pk).values().get()
+
+    response = api.patch(f"/api/v1/agents/{agent.id}", change, format="json")
+
+    assert response.status_code == 400 and field in json_of(response)
+    assert Agent.objects.filter(pk=agent.pk).values().get() == before

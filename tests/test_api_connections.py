@@ -11,7 +11,7 @@ pytestmark = pytest.mark.django_db
 
 CONNECTION_FIELDS = {"id", "status", "environment", "phone_number_id", "display_phone_number", "agent",
                      "agent_enabled", "resume_after_minutes", "business_hours", "agent_only_outside_hours",
-                     "setup_url", "created_at"}
+                     "allowed_contacts", "not_allowed_text", "setup_url", "created_at"}
 
 
 def fail_at_kapso(kapso, path: str, status: int = 500, body: dict | None = None) -> None:
@@ -125,6 +125,7 @@ def test_it_shows_a_connected_number_without_its_secret(api, org, agent):
         "phone_number_id": "555000111", "display_phone_number": "+1 555-000-111", "agent": str(agent.id),
         "agent_enabled": True, "setup_url": None,
         "resume_after_minutes": None, "business_hours": {}, "agent_only_outside_hours": False,
+        "allowed_contacts": [], "not_allowed_text": "",
         "created_at": connection.created_at.isoformat().replace("+00:00", "Z"),
     }
     assert b"s3cret" not in response.content and b"secret" not in response.content
@@ -273,3 +274,26 @@ def test_a_new_connection_uses_the_callers_org_only(api, org, other_org, kapso):
 
     assert WhatsAppConnection.objects.get().org_id == org.id
     assert Organization.objects.get(pk=other_org.pk).kapso_customer_id == ""
+
+
+def test_it_sets_whom_the_agent_answers_on_a_number(api, org):
+    connection = make_connection(org)
+
+    response = api.patch(f"/api/v1/connections/{connection.id}",
+                         {"allowed_contacts": ["+15550001111"], "not_allowed_text": "Members only."}, format="json")
+
+    assert response.status_code == 200, response.content
+    assert (json_of(response)["allowed_contacts"], json_of(response)["not_allowed_text"]) == (
+        ["+15550001111"], "Members only.")
+    connection.refresh_from_db()
+    assert connection.allowed_contacts == ["+15550001111"] and connection.agent_id is None
+
+
+def test_it_refuses_an_allowed_contact_that_is_not_a_phone_number(api, org):
+    connection = make_connection(org)
+
+    response = api.patch(f"/api/v1/connections/{connection.id}", {"allowed_contacts": ["555"]}, format="json")
+
+    assert response.status_code == 400 and "international format" in str(json_of(response))
+    connection.refresh_from_db()
+    assert connection.allowed_contacts == []

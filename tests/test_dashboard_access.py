@@ -41,6 +41,7 @@ ROUTES = [
     ("get", "connection-kapso", {"connection_id": "connection"}, OPERATOR),
     ("post", "connection-agent", {"connection_id": "connection"}, ADMIN),
     ("post", "connection-switch", {"connection_id": "connection"}, ADMIN),
+    ("post", "connection-contacts", {"connection_id": "connection"}, ADMIN),
     ("post", "connection-reconnect", {"connection_id": "connection"}, ADMIN),
     ("post", "connection-disconnect", {"connection_id": "connection"}, ADMIN),
     ("get", "agents", {}, OPERATOR),

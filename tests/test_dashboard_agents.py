@@ -13,7 +13,9 @@ pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
 FORM = {"name": "Night shift", "slug": "", "system_prompt": "You work for {{organizationName}}.",
         "model_provider": "openai", "model_name": "gpt-4o-mini", "temperature": "0.3", "max_tokens": "500",
-        "tools": ["whatsapp.send", "whatsapp.getStatus"], "fallback_text": "We'll be right back."}
+        "tools": ["whatsapp.send", "whatsapp.getStatus"], "fallback_text": "We'll be right back.",
+        "mode": "chat", "debounce_seconds": "2", "history_window": "20", "max_steps": "6", "typing_indicator": "on",
+        "reset_command": "/reset"}
 
 
 def test_an_admin_creates_an_agent_and_the_slug_comes_from_the_name(client, admin, org):
@@ -161,3 +163,46 @@ def test_each_person_has_their_own_playground_and_can_start_over(client, operato
     signed_in(client, operator).post(org_url("playground-reset", org, agent_id=agent.pk))
 
     assert not Message.objects.filter(thread=mine).exists() and Message.objects.filter(thread=theirs).exists()
+
+
+def test_the_new_agent_form_explains_the_conversation_settings_and_waits_two_seconds(client, admin, org):
+    body = signed_in(client, admin).get(org_url("agent-new", org)).content.decode()
+
+    assert 'name="debounce_seconds"' in body and 'value="2"' in body
+    for words in ("Sent the moment a message comes in", "starts a fresh conversation", "Task answers every message",
+                  "Asked when the main model still fails", "Longer messages are cut"):
+        assert words in body
+
+
+def test_an_admin_sets_the_conversation_settings_of_an_agent(client, admin, org, agent):
+    form = {**FORM, "acknowledgement_text": "One moment…", "typing_indicator": "", "reset_command": "/new",
+            "mode": "task", "debounce_seconds": "3", "max_input_chars": "500", "turn_timeout_seconds": "30",
+            "fallback_provider": "anthropic", "fallback_name": "claude-haiku-4-5",
+            "allowed_numbers": "+1 (555) 000-1111\n+4915112345678"}
+    form.pop("typing_indicator")  # an unticked checkbox is not posted
+
+    response = signed_in(client, admin).post(org_url("agent-edit", org, agent_id=agent.pk), form)
+
+    assert response.status_code == 302
+    agent.refresh_from_db()
+    assert (agent.acknowledgement_text, agent.typing_indicator, agent.reset_command, agent.mode) == (
+        "One moment…", False, "/new", "task")
+    assert (agent.debounce_seconds, agent.max_input_chars, agent.turn_timeout_seconds) == (3, 500, 30)
+    assert agent.fallback_model == {"provider": "anthropic", "name": "claude-haiku-4-5"}
+    assert agent.allowed_numbers == ["+15550001111", "+4915112345678"]
+    page = signed_in(client, admin).get(org_url("agent-edit", org, agent_id=agent.pk)).content.decode()
+    assert "claude-haiku-4-5" in page and "+4915112345678" in page
+
+
+@pytest.mark.parametrize(("field", "value", "words"), [
+    ("turn_timeout_seconds", "2", "greater than or equal to 5"),
+    ("debounce_seconds", "30", "less than or equal to 15"),
+    ("allowed_numbers", "call me", "is not a phone number"),
+    ("fallback_provider", "openai", "Name the backup model"),
+])
+def test_bad_conversation_settings_are_explained_and_change_nothing(client, admin, org, agent, field, value, words):
+    response = signed_in(client, admin).post(org_url("agent-edit", org, agent_id=agent.pk), {**FORM, field: value})
+
+    assert response.status_code == 200 and words in response.content.decode()
+    agent.refresh_from_db()
+    assert agent.name != "Night shift"

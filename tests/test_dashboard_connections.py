@@ -180,3 +180,37 @@ def test_the_connection_page_survives_kapso_being_down(client, operator, org, co
 
     assert details.status_code == 200
     assert "details are not available right now" in details.content.decode()
+
+
+def test_an_admin_limits_whom_the_agent_answers_on_a_number(client, admin, org, connection):
+    client = signed_in(client, admin)
+    page = client.get(org_url("connection", org, connection_id=connection.pk)).content.decode()
+    assert "Only answer these customers" in page and "at most once a day" in page
+
+    form = {"allowed_contacts": "+15550001111\n+44 20 7946 0958", "not_allowed_text": " Members only. "}
+    response = client.post(org_url("connection-contacts", org, connection_id=connection.pk), form, **HTMX)
+
+    connection.refresh_from_db()
+    assert connection.allowed_contacts == ["+15550001111", "+442079460958"]
+    assert connection.not_allowed_text == "Members only."
+    assert "answers only the numbers listed" in response.content.decode()
+
+
+def test_a_bad_number_in_the_allowed_contacts_is_explained_and_changes_nothing(client, admin, org, connection):
+    response = signed_in(client, admin).post(org_url("connection-contacts", org, connection_id=connection.pk),
+                                             {"allowed_contacts": "0800 CALL NOW"}, **HTMX)
+
+    connection.refresh_from_db()
+    assert connection.allowed_contacts == []
+    assert "is not a phone number in international format" in response.content.decode()
+
+
+def test_another_orgs_admin_cannot_change_whom_the_agent_answers(client, org, other_org, connection):
+    from tests.factories import make_user
+
+    stranger = make_user(other_org, email="stranger@other.test")
+    response = signed_in(client, stranger).post(org_url("connection-contacts", org, connection_id=connection.pk),
+                                                {"allowed_contacts": "+15550001111"})
+
+    connection.refresh_from_db()
+    assert response.status_code in (403, 404) and connection.allowed_contacts == []

@@ -4,6 +4,11 @@ from django.db.models import Q
 from apps.core.models import OrgOwnedModel
 
 
+class AgentMode(models.TextChoices):
+    CHAT = "chat", "Chat: answers with the conversation so far"
+    TASK = "task", "Task: answers each message on its own"
+
+
 class Agent(OrgOwnedModel):
     name = models.CharField(max_length=100)
     slug = models.SlugField(max_length=60)
@@ -22,6 +27,19 @@ class Agent(OrgOwnedModel):
     allowed_numbers = models.JSONField(default=list, blank=True)
     # Retrieve the best knowledge passages before every turn and give them to the model.
     knowledge_auto = models.BooleanField(default=False)
+    # Sent as soon as a turn starts, before the model answers; empty = off.
+    acknowledgement_text = models.TextField(blank=True, default="")
+    # Mark the contact's message read with Kapso's typing indicator when a turn starts.
+    typing_indicator = models.BooleanField(default=True)
+    # A contact who sends exactly this starts a fresh context; empty = off.
+    reset_command = models.CharField(max_length=40, blank=True, default="/reset")
+    mode = models.CharField(max_length=8, choices=AgentMode.choices, default=AgentMode.CHAT)
+    # {"provider", "name"} of a second model, asked when the primary still fails after its retries.
+    fallback_model = models.JSONField(null=True, blank=True, default=None)
+    max_input_chars = models.PositiveIntegerField(null=True, blank=True)  # empty = no limit
+    turn_timeout_seconds = models.PositiveIntegerField(null=True, blank=True)  # empty = no limit
+    # Wait this long for a contact to stop typing before answering; 0 = answer at once.
+    debounce_seconds = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["org", "slug"], name="agent_unique_slug")]
@@ -45,6 +63,7 @@ class RunStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     SKIPPED = "skipped", "Skipped"  # nothing to answer: handoff to a human, agent removed or off
+    TIMED_OUT = "timed_out", "Timed out"  # ran past the agent's turn_timeout_seconds; the fallback text went out
 
 
 class AgentRun(OrgOwnedModel):
@@ -60,6 +79,8 @@ class AgentRun(OrgOwnedModel):
     finished_at = models.DateTimeField(null=True, blank=True)
     # Knowledge passages given to the model before the turn (knowledge_auto): [{source_id, title, text, score}].
     passages = models.JSONField(db_default=[], blank=True)  # a database default: runs are inserted in raw SQL
+    # The model that answered ({"provider", "name"}): the agent's own, or its fallback_model.
+    model = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [
@@ -91,3 +112,11 @@ class ToolCall(OrgOwnedModel):
 
     class Meta:
         ordering = ["created_at", "step"]
+
+
+class ThreadMemory(OrgOwnedModel):
+    """What the agent remembers of a thread beyond its messages: where its context starts (the
+    contact's reset command) and the summary of what fell out of the history window."""
+
+    thread = models.OneToOneField("conversations.Thread", on_delete=models.CASCADE, related_name="memory")
+    context_starts_at = models.DateTimeField(null=True, blank=True)  # messages before it are not in the model's history

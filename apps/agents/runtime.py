@@ -17,8 +17,8 @@ from django.utils import timezone
 from apps.conversations import selectors
 from apps.conversations.models import Direction
 
-from . import llm
-from .models import RunStatus, ToolCall
+from . import llm, services
+from .models import AgentMode, RunStatus, ToolCall
 from .services import TurnOutcome
 from .tools import ToolContext, ToolError, tool_run, tool_specs
 
@@ -63,26 +63,62 @@ def system_prompt_for(*, org, agent, thread) -> str:
     return render_prompt(agent.system_prompt, prompt_values(org=org, agent=agent, thread=thread)) + CONTACT_TEXT_IS_DATA
 
 
-def conversation_for_model(history) -> list[dict]:
+def conversation_for_model(history, max_input_chars: int | None = None) -> list[dict]:
     messages = []
     for message in history:
         role = "user" if message.direction == Direction.INBOUND else "assistant"
         text = message.text or f"[{message.type} message]"
+        if role == "user" and max_input_chars and len(text) > max_input_chars:
+            # Cut, and said so: the model should not answer as if it had read everything.
+            text = text[:max_input_chars] + f"\n[The customer's message was cut here: it was longer than " \
+                                              f"{max_input_chars} characters.]"
         messages.append({"role": role, "content": text})
     return messages
 
 
 def turn_execute(*, run, agent, thread, heartbeat: Callable[[], bool]) -> TurnOutcome:
+    """The whole turn: the connection's allow-list, the reset command, then the model. Only the
+    start of a turn writes before the end (typing indicator, acknowledgement): the contact must
+    see them while the model works."""
+    answered = selectors.run_messages(run_id=run.pk)
+    if not services.contact_allowed(connection=thread.connection, phone=thread.contact_phone):
+        return services.contact_refusal(thread=thread)
+    memory = services.thread_memory(thread=thread)
+    reset_at = services.reset_requested(agent=agent, messages=answered)
+    if reset_at is not None:
+        answered = [m for m in answered if m.created_at > reset_at]
+        if not answered:  # the command alone: confirm it, no model call
+            return TurnOutcome(status=RunStatus.SUCCEEDED, context_reset_at=reset_at,
+                               notices=[("reset", services.RESET_CONFIRMATION)])
+    services.turn_begin(run=run, agent=agent, thread=thread)
+    outcome = _answer(run=run, agent=agent, thread=thread, answered=answered,
+                      since=reset_at or memory.context_starts_at, heartbeat=heartbeat)
+    if reset_at is not None:  # messages after the command in the same burst are answered afresh
+        outcome.context_reset_at = reset_at
+        outcome.notices.insert(0, ("reset", services.RESET_CONFIRMATION))
+    return outcome
+
+
+def history_of(*, run, agent, thread, answered, since) -> list:
+    """What the model sees of the conversation: in `task` mode only the messages this turn
+    answers; in `chat` mode the history window, from the last reset on."""
+    if agent.mode == AgentMode.TASK:
+        return answered
+    return selectors.history_for_turn(thread=thread, run_id=run.pk, window=agent.history_window, since=since)
+
+
+def _answer(*, run, agent, thread, answered, since, heartbeat) -> TurnOutcome:
     context = ToolContext(org=run.org, connection=thread.connection, thread=thread, run=run, agent=agent)
     system = system_prompt_for(org=run.org, agent=agent, thread=thread)
-    history = selectors.history_for_turn(thread=thread, run_id=run.pk, window=agent.history_window)
-    messages = conversation_for_model(history)
+    history = history_of(run=run, agent=agent, thread=thread, answered=answered, since=since)
+    messages = conversation_for_model(history, agent.max_input_chars)
     specs = tool_specs(agent.tools or [], allowed_numbers=agent.allowed_numbers)
-    outcome = TurnOutcome(status=RunStatus.SUCCEEDED, pending_sends=context.pending_sends)
+    outcome = TurnOutcome(status=RunStatus.SUCCEEDED, pending_sends=context.pending_sends, model=_spec(agent.model))
     try:
         _loop(agent, system, messages, specs, context, run, outcome, heartbeat)
     except llm.ModelError as error:
-        # After the last retry: fail the run visibly, and the contact still gets an answer.
+        # After the last retry (of the fallback model too): fail the run visibly, and the contact
+        # still gets an answer.
         outcome.status, outcome.reply, outcome.error = RunStatus.FAILED, agent.fallback_text, f"Model error: {error}"
         outcome.pending_sends.clear()
         context.handoff = None
@@ -90,9 +126,29 @@ def turn_execute(*, run, agent, thread, heartbeat: Callable[[], bool]) -> TurnOu
     return outcome
 
 
+def _spec(model: dict) -> dict:
+    return {"provider": model.get("provider", ""), "name": model.get("name", "")}
+
+
+def _complete(agent, system, messages, specs, heartbeat, outcome: TurnOutcome) -> llm.ModelReply:
+    """The primary model, with its retries; when it still fails, the agent's fallback_model (with
+    retries of its own), which then answers the rest of the turn."""
+    fallback = agent.fallback_model or None
+    if fallback and outcome.model == _spec(fallback):
+        return _complete_with_retries(fallback, system, messages, specs, heartbeat)
+    try:
+        return _complete_with_retries(agent.model, system, messages, specs, heartbeat)
+    except llm.ModelError as error:
+        if not fallback:
+            raise
+        logger.warning("model %s failed (%s); asking the fallback model %s", _spec(agent.model), error, fallback)
+        outcome.model = _spec(fallback)
+        return _complete_with_retries(fallback, system, messages, specs, heartbeat)
+
+
 def _loop(agent, system, messages, specs, context, run, outcome: TurnOutcome, heartbeat) -> None:
     for step in range(max(1, agent.max_steps)):
-        reply = _complete_with_retries(agent.model, system, messages, specs, heartbeat)
+        reply = _complete(agent, system, messages, specs, heartbeat, outcome)
         outcome.input_tokens += reply.input_tokens
         outcome.output_tokens += reply.output_tokens
         if not reply.tool_calls:

@@ -8,7 +8,7 @@ a fencing token: a turn's results are written only if its claim is still the cur
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -18,11 +18,11 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from apps.conversations import services as conversations
-from apps.conversations.models import Author, Handoff, Message, Thread
+from apps.conversations.models import NOTICE_KEY, Author, Handoff, Message, Thread
 from apps.core.queue import enqueue
 from apps.whatsapp.hours import hours_describe, hours_next_opening, hours_open
 
-from .models import Agent, AgentRun, RunStatus, ToolCall
+from .models import Agent, AgentMode, AgentRun, RunStatus, ThreadMemory, ToolCall
 
 logger = logging.getLogger(__name__)
 MAX_RUN_ATTEMPTS = 3
@@ -33,8 +33,9 @@ MAX_RUN_ATTEMPTS = 3
 _RUN_UPSERT = """
 WITH run AS (
     INSERT INTO agents_agentrun
-        (id, org_id, thread_id, agent_id, status, attempts, error, input_tokens, output_tokens, created_at, updated_at)
-    VALUES (%s, %s, %s, %s, 'pending', 0, '', 0, 0, now(), now())
+        (id, org_id, thread_id, agent_id, status, attempts, error, input_tokens, output_tokens, model, created_at,
+         updated_at)
+    VALUES (%s, %s, %s, %s, 'pending', 0, '', 0, 0, '{}', now(), now())
     ON CONFLICT (thread_id) WHERE status = 'pending' DO UPDATE SET updated_at = now()
     RETURNING id, (xmax = 0) AS created
 ), attached AS (
@@ -44,12 +45,13 @@ SELECT id, created FROM run
 """
 
 
-def run_request(*, org_id, thread_id, agent_id, message_ids: list[uuid.UUID]) -> uuid.UUID:
-    """Attach new inbound messages to the thread's pending run; enqueue it after commit if new."""
+def run_request(*, org_id, thread_id, agent_id, message_ids: list[uuid.UUID], urgent: bool = False) -> uuid.UUID:
+    """Attach new inbound messages to the thread's pending run; enqueue it after commit if new, or
+    if `urgent` (a message that reads as complete: a run waiting out its debounce starts now)."""
     with db.cursor() as cursor:
         cursor.execute(_RUN_UPSERT, [uuid.uuid4(), org_id, thread_id, agent_id, list(message_ids)])
         run_id, created = cursor.fetchone()
-    if created:
+    if created or urgent:
         transaction.on_commit(lambda: enqueue_run(run_id))
     return run_id
 
@@ -93,7 +95,7 @@ def run_heartbeat(*, run: AgentRun) -> bool:
 
 @dataclass
 class TurnOutcome:
-    status: str  # succeeded | failed | skipped
+    status: str  # succeeded | failed | skipped | timed_out
     reply: str = ""
     error: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
@@ -102,6 +104,9 @@ class TurnOutcome:
     output_tokens: int = 0
     handoff: object = None  # tools.HandoffRequest, when the agent handed the thread to people
     passages: list = field(default_factory=list)  # knowledge passages given to the model
+    model: dict = field(default_factory=dict)  # the model that answered
+    notices: list[tuple[str, str]] = field(default_factory=list)  # (kind, text), sent before the reply
+    context_reset_at: datetime | None = None  # the contact's reset command: the model's context starts after it
 
 
 def run_finish(*, run: AgentRun, outcome: TurnOutcome) -> bool:
@@ -116,11 +121,17 @@ def run_finish(*, run: AgentRun, outcome: TurnOutcome) -> bool:
         finished = AgentRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING, attempts=run.attempts).update(
             status=status, error=outcome.error[:5000], finished_at=timezone.now(), updated_at=timezone.now(),
             input_tokens=outcome.input_tokens, output_tokens=outcome.output_tokens, passages=outcome.passages,
+            model=outcome.model,
         )
         if not finished:
             logger.warning("run %s was taken over before it finished; its results are dropped", run.pk)
             return False
         ToolCall.objects.bulk_create(outcome.tool_calls)
+        if outcome.context_reset_at is not None:
+            thread_context_reset(thread=thread, at=outcome.context_reset_at)
+        for kind, text in outcome.notices:
+            conversations.outbound_queue(thread=thread, text=text, author=Author.AGENT, run_id=run.pk,
+                                         raw={NOTICE_KEY: kind})
         for pending in outcome.pending_sends:
             conversations.outbound_queue(thread=pending.thread, text=pending.text, author=Author.AGENT, run_id=run.pk)
         if outcome.handoff is not None:
@@ -143,6 +154,14 @@ def _handoff_apply(thread: Thread, handoff, run_id) -> None:
                  + (f"; a person will answer from {opening:%A %H:%M}." if opening else "."))
     conversations.outbound_queue(thread=thread, text=text, author=Author.AGENT, run_id=run_id)
     conversations.thread_request_person(thread=thread, reason=handoff.reason)
+
+
+def run_timed_out(*, run: AgentRun, agent: Agent, seconds: int) -> bool:
+    """The turn ran past the agent's turn_timeout_seconds: the contact gets the fallback text,
+    once (the claim's fencing drops whatever the late turn writes afterwards)."""
+    return run_finish(run=run, outcome=TurnOutcome(
+        status=RunStatus.TIMED_OUT, reply=agent.fallback_text,
+        error=f"The turn took longer than {seconds} seconds; the fallback text was sent instead."))
 
 
 def run_enqueue_next(*, thread_id) -> None:
@@ -202,12 +221,105 @@ def _run_give_up(run: AgentRun) -> None:
     transaction.on_commit(lambda: run_enqueue_next(thread_id=run.thread_id))
 
 
+# --- The start of a turn: debounce, allow-list, reset command, typing, acknowledgement ------------
+
+# A message that reads as complete (a question, or this long) starts the turn without waiting out
+# the agent's debounce_seconds.
+COMPLETE_MESSAGE_CHARS = 100
+# A burst is answered at the latest this many times debounce_seconds after its first message.
+DEBOUNCE_CAP_FACTOR = 3
+RESET_CONFIRMATION = "Starting fresh: I have set our earlier conversation aside."
+REFUSAL_EVERY = timedelta(days=1)
+
+
+def reads_complete(text: str) -> bool:
+    text = (text or "").strip()
+    return text.endswith("?") or len(text) >= COMPLETE_MESSAGE_CHARS
+
+
+def run_debounce_wait(*, run_id) -> float:
+    """Seconds a pending run should still wait for the contact to finish typing; 0 = start now.
+    The turn waits until the contact has been silent debounce_seconds, at most 3× that from the
+    burst's first message, and not at all after a message that reads as complete."""
+    seconds = AgentRun.objects.filter(pk=run_id, status=RunStatus.PENDING).values_list(
+        "agent__debounce_seconds", flat=True).first()
+    if not seconds:
+        return 0.0
+    burst = list(Message.objects.filter(run_id=run_id, direction="inbound").order_by("created_at", "id")
+                 .values_list("created_at", "text"))
+    if not burst or reads_complete(burst[-1][1]):
+        return 0.0
+    due = min(burst[-1][0] + timedelta(seconds=seconds), burst[0][0] + timedelta(seconds=seconds * DEBOUNCE_CAP_FACTOR))
+    return max(0.0, (due - timezone.now()).total_seconds())
+
+
+def _digits(phone: str) -> str:
+    return "".join(ch for ch in str(phone) if ch.isdigit())
+
+
+def contact_allowed(*, connection, phone: str) -> bool:
+    """The connection's allowed_contacts (empty = everyone) decides whom the agent answers."""
+    allowed = getattr(connection, "allowed_contacts", None) or []
+    return not allowed or _digits(phone) in {_digits(number) for number in allowed}
+
+
+def contact_refusal(*, thread: Thread) -> TurnOutcome:
+    """A contact not on the number's allow-list: no model call; the connection's not_allowed_text
+    at most once a day (it would otherwise answer every message of someone who keeps writing)."""
+    outcome = TurnOutcome(status=RunStatus.SKIPPED,
+                          error="This contact is not on the number's allowed contacts; the agent did not answer.")
+    text = thread.connection.not_allowed_text.strip()
+    recent = Message.objects.filter(thread=thread, raw__notice="not_allowed",
+                                    created_at__gte=timezone.now() - REFUSAL_EVERY).exists()
+    if text and not recent:
+        outcome.notices.append(("not_allowed", text))
+    return outcome
+
+
+def thread_memory(*, thread: Thread) -> ThreadMemory:
+    """The thread's memory, unsaved and empty when it has none yet."""
+    return ThreadMemory.objects.filter(thread=thread).first() or ThreadMemory(org_id=thread.org_id, thread=thread)
+
+
+def reset_requested(*, agent: Agent, messages) -> datetime | None:
+    """The time of the last of `messages` that is the agent's reset command, if any."""
+    command = (agent.reset_command or "").strip().lower()
+    if not command:
+        return None
+    times = [m.created_at for m in messages if (m.text or "").strip().lower() == command]
+    return max(times, default=None)
+
+
+def thread_context_reset(*, thread: Thread, at: datetime) -> None:
+    """The model's context of this thread starts after `at`: earlier messages stay for operators."""
+    ThreadMemory.objects.update_or_create(thread=thread, defaults={"org_id": thread.org_id, "context_starts_at": at})
+
+
+def turn_begin(*, run: AgentRun, agent: Agent, thread: Thread) -> None:
+    """Before the model is asked: "typing…" on the contact's phone, then the acknowledgement text,
+    queued at once (once per turn, even if the turn is handed out again)."""
+    if agent.typing_indicator:
+        conversations.thread_mark_read(thread=thread, typing=True)
+    text = (agent.acknowledgement_text or "").strip()
+    if not text:
+        return
+    with transaction.atomic():
+        ours = AgentRun.objects.select_for_update().filter(
+            pk=run.pk, status=RunStatus.RUNNING, attempts=run.attempts).exists()
+        if ours and not Message.objects.filter(run_id=run.pk, raw__notice="acknowledgement").exists():
+            conversations.outbound_queue(thread=thread, text=text, author=Author.AGENT, run_id=run.pk,
+                                         raw={NOTICE_KEY: "acknowledgement"})
+
+
 # --- Agent definitions -------------------------------------------------------------------------
 
 AGENT_EDITABLE_FIELDS = (
     "name", "slug", "system_prompt", "model_provider", "model_name", "temperature", "max_tokens", "tools",
-    "fallback_text", "allowed_numbers",
+    "fallback_text", "history_window", "max_steps", "allowed_numbers", "acknowledgement_text", "typing_indicator",
+    "reset_command", "mode", "fallback_model", "max_input_chars", "turn_timeout_seconds", "debounce_seconds",
 )
+MIN_TURN_TIMEOUT_SECONDS = 5
+MAX_DEBOUNCE_SECONDS = 15
 
 
 class AgentInvalid(ValueError):
@@ -235,12 +347,15 @@ def agent_create(
     max_tokens: int | None = None,
     tools: list[str] | None = None,
     fallback_text: str | None = None,
-    allowed_numbers: list[str] | None = None,
+    **options,
 ) -> Agent:
+    """`options`: any other field of AGENT_EDITABLE_FIELDS; those not given keep their defaults."""
+    unknown = sorted(set(options) - set(AGENT_EDITABLE_FIELDS))
+    if unknown:
+        raise AgentInvalid(unknown[0], f"{unknown[0]!r} is not a field of an agent.")
     agent = Agent(
         org=org, name=name, slug=slug, system_prompt=system_prompt, model_provider=model_provider,
-        model_name=model_name, temperature=temperature, max_tokens=max_tokens, tools=list(tools or []),
-        allowed_numbers=list(allowed_numbers or []),
+        model_name=model_name, temperature=temperature, max_tokens=max_tokens, tools=list(tools or []), **options,
     )
     if fallback_text is not None:  # else the model's default text
         agent.fallback_text = fallback_text
@@ -302,6 +417,7 @@ def _agent_check(agent: Agent) -> None:
     if agent.max_tokens is not None and agent.max_tokens < 1:
         raise AgentInvalid("max_tokens", "max_tokens must be at least 1.")
     agent.allowed_numbers = _allowed_numbers_check(agent.allowed_numbers)
+    _agent_check_options(agent, PROVIDERS)
 
 
 def _allowed_numbers_check(numbers: list) -> list[str]:
@@ -317,6 +433,28 @@ def _allowed_numbers_check(numbers: list) -> list[str]:
         if phone not in normalized:
             normalized.append(phone)
     return normalized
+
+
+def _agent_check_options(agent: Agent, providers) -> None:
+    fallback = agent.fallback_model
+    if fallback is not None and not (
+        isinstance(fallback, dict) and set(fallback) == {"provider", "name"} and fallback["provider"] in providers
+        and isinstance(fallback["name"], str) and fallback["name"].strip()
+    ):
+        raise AgentInvalid("fallback_model", "The fallback model is {\"provider\", \"name\"} with a known provider "
+                                             f"({', '.join(providers)}) and a model name, or null for none.")
+    if agent.turn_timeout_seconds is not None and agent.turn_timeout_seconds < MIN_TURN_TIMEOUT_SECONDS:
+        raise AgentInvalid("turn_timeout_seconds", f"The turn time limit must be at least {MIN_TURN_TIMEOUT_SECONDS} "
+                                                   "seconds (or empty for none).")
+    if not 0 <= agent.debounce_seconds <= MAX_DEBOUNCE_SECONDS:
+        raise AgentInvalid("debounce_seconds", f"Wait between 0 (off) and {MAX_DEBOUNCE_SECONDS} seconds.")
+    if agent.max_input_chars is not None and agent.max_input_chars < 1:
+        raise AgentInvalid("max_input_chars", "The longest message must be at least 1 character (or empty).")
+    if agent.history_window < 1 or agent.max_steps < 1:
+        field_name = "history_window" if agent.history_window < 1 else "max_steps"
+        raise AgentInvalid(field_name, f"{field_name} must be at least 1.")
+    if agent.mode not in AgentMode.values:
+        raise AgentInvalid("mode", "The mode is chat or task.")
 
 
 def thread_hand_back(*, thread: Thread) -> uuid.UUID | None:

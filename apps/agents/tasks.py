@@ -1,8 +1,10 @@
 """Agent turns (queue `agents`, a thread pool) and the run sweeper."""
 
 import logging
+import threading
 
 from celery import shared_task
+from django.db import connection as db
 
 from apps.conversations.models import Handoff
 from apps.core.logging import bind
@@ -16,6 +18,10 @@ logger = logging.getLogger(__name__)
 
 @shared_task(ignore_result=True)
 def run_turn(run_id: str) -> None:
+    wait = services.run_debounce_wait(run_id=run_id)
+    if wait > 0:  # the contact may still be typing: come back when the burst should be over
+        services.enqueue_run(run_id, countdown=wait)
+        return
     run = services.run_claim(run_id=run_id)
     if run is None:
         return
@@ -27,15 +33,39 @@ def run_turn(run_id: str) -> None:
         services.run_finish(run=run, outcome=services.TurnOutcome(
             status=RunStatus.SKIPPED, error="No agent answers this conversation right now."))
         return
+    if agent.turn_timeout_seconds:
+        _turn_with_timeout(run, agent, thread, agent.turn_timeout_seconds)
+    else:
+        _turn(run, agent, thread)
+
+
+def _turn(run, agent, thread) -> None:
     try:
         outcome = turn_execute(run=run, agent=agent, thread=thread, heartbeat=lambda: services.run_heartbeat(run=run))
     except TurnAbandoned:
         return
     except Exception as error:  # noqa: BLE001 - the contact still gets the fallback text
-        logger.exception("turn %s crashed", run_id)
+        logger.exception("turn %s crashed", run.pk)
         outcome = services.TurnOutcome(
             status=RunStatus.FAILED, reply=agent.fallback_text, error=f"{error.__class__.__name__}: {error}")
     services.run_finish(run=run, outcome=outcome)
+
+
+def _turn_with_timeout(run, agent, thread, seconds: int) -> None:
+    """The turn in a thread of its own, given `seconds`. Past that the run is finished as timed
+    out with the fallback text; the late turn finds its claim gone and writes nothing."""
+
+    def work() -> None:
+        try:
+            _turn(run, agent, thread)
+        finally:
+            db.close()  # this thread's own database connection
+
+    worker = threading.Thread(target=work, name=f"turn-{run.pk}", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive() and services.run_timed_out(run=run, agent=agent, seconds=seconds):
+        logger.warning("turn %s timed out after %ss", run.pk, seconds)
 
 
 @shared_task(ignore_result=True)

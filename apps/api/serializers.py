@@ -4,8 +4,9 @@ services the views call (never in a serializer's create() or update())."""
 from rest_framework import serializers
 
 from apps.agents.llm import PROVIDERS
-from apps.agents.models import Agent
+from apps.agents.models import Agent, AgentMode
 from apps.agents.selectors import agent_list
+from apps.agents.services import MAX_DEBOUNCE_SECONDS, MIN_TURN_TIMEOUT_SECONDS
 from apps.agents.tools import TOOL_NAMES
 from apps.conversations.models import Message, Thread
 from apps.orgs.models import Organization
@@ -44,6 +45,25 @@ class ModelSpecSerializer(StrictSerializer):
     max_tokens = serializers.IntegerField(min_value=1, max_value=MAX_POSITIVE_INT, required=False, allow_null=True)
 
 
+E164 = r"^\+[1-9][0-9]{5,14}$"
+E164_ERROR = 'Write each number in international format with a leading "+", like +15551234567.'
+
+
+def phone_list(**kwargs) -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.RegexField(E164, error_messages={"invalid": E164_ERROR}), max_length=1000, **kwargs)
+
+
+class FallbackModelSerializer(StrictSerializer):
+    """`{provider, name}`: the model asked when the agent's own still fails after its retries."""
+
+    provider = serializers.ChoiceField(
+        choices=PROVIDERS,
+        error_messages={"invalid_choice": f'Unknown provider "{{input}}"; use one of: {", ".join(PROVIDERS)}.'},
+    )
+    name = serializers.CharField(max_length=100)
+
+
 class AgentSerializer(StrictSerializer):
     id = serializers.UUIDField(read_only=True)
     name = serializers.CharField(max_length=100)
@@ -61,12 +81,27 @@ class AgentSerializer(StrictSerializer):
     fallback_text = serializers.CharField(required=False)
     # Numbers besides the current contact that the tools may read or message: empty, only the contact.
     allowed_numbers = serializers.ListField(child=serializers.CharField(max_length=40), max_length=100, required=False)
+    history_window = serializers.IntegerField(min_value=1, max_value=200, required=False)
+    max_steps = serializers.IntegerField(min_value=1, max_value=20, required=False)
+    acknowledgement_text = serializers.CharField(max_length=1000, required=False, allow_blank=True)
+    typing_indicator = serializers.BooleanField(required=False)
+    reset_command = serializers.CharField(max_length=40, required=False, allow_blank=True)
+    mode = serializers.ChoiceField(choices=AgentMode.values, required=False)
+    fallback_model = FallbackModelSerializer(required=False, allow_null=True)
+    max_input_chars = serializers.IntegerField(min_value=1, max_value=MAX_POSITIVE_INT, required=False,
+                                               allow_null=True)
+    turn_timeout_seconds = serializers.IntegerField(min_value=MIN_TURN_TIMEOUT_SECONDS, max_value=3600,
+                                                    required=False, allow_null=True)
+    debounce_seconds = serializers.IntegerField(min_value=0, max_value=MAX_DEBOUNCE_SECONDS, required=False)
     created_at = serializers.DateTimeField(read_only=True)
 
     def validate_tools(self, tools: list[str]) -> list[str]:
         if len(set(tools)) != len(tools):
             raise serializers.ValidationError("Each tool may be listed only once.")
         return tools
+
+    def validate_fallback_model(self, value):
+        return dict(value) if value is not None else None
 
 
 # --- Connections -------------------------------------------------------------------------------
@@ -81,7 +116,8 @@ class ConnectionSerializer(serializers.ModelSerializer):
     class Meta:
         model = WhatsAppConnection
         fields = ["id", "status", "environment", "phone_number_id", "display_phone_number", "agent", "agent_enabled",
-                  "resume_after_minutes", "business_hours", "agent_only_outside_hours", "setup_url", "created_at"]
+                  "resume_after_minutes", "business_hours", "agent_only_outside_hours", "allowed_contacts",
+                  "not_allowed_text", "setup_url", "created_at"]
         read_only_fields = fields
 
     def get_setup_url(self, connection: WhatsAppConnection) -> str | None:
@@ -106,6 +142,8 @@ class ConnectionUpdateSerializer(StrictSerializer):
                                                     allow_null=True)
     business_hours = serializers.JSONField(required=False)
     agent_only_outside_hours = serializers.BooleanField(required=False)
+    allowed_contacts = phone_list(required=False)
+    not_allowed_text = serializers.CharField(max_length=1000, required=False, allow_blank=True)
 
     def __init__(self, *args, org: Organization, **kwargs):
         super().__init__(*args, **kwargs)
@@ -115,7 +153,7 @@ class ConnectionUpdateSerializer(StrictSerializer):
         if not data:
             raise serializers.ValidationError(
                 "Send `agent` (an agent id, or null for none), `agent_enabled`, `resume_after_minutes`, "
-                "`business_hours` and/or `agent_only_outside_hours`."
+                "`business_hours`, `agent_only_outside_hours`, `allowed_contacts` and/or `not_allowed_text`."
             )
         return data
 

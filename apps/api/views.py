@@ -162,11 +162,12 @@ class ConnectionDetailApi(APIView):
 
     def patch(self, request, connection_id: str):
         """`{agent: <agent id or null>, agent_enabled?: bool, resume_after_minutes?: int | null,
-        business_hours?: {timezone, days, start, end} | {}, agent_only_outside_hours?: bool}`;
-        any key may come alone."""
+        business_hours?: {timezone, days, start, end} | {}, agent_only_outside_hours?: bool,
+        allowed_contacts?, not_allowed_text?}`; any key may come alone."""
         connection = _owned(_connections(request), connection_id, "connection")
         data = _input(s.ConnectionUpdateSerializer, request, org=request.user.org)
         give_back = {name: data.pop(name) for name in whatsapp.GIVE_BACK_FIELDS if name in data}
+        contacts = {name: data.pop(name) for name in ("allowed_contacts", "not_allowed_text") if name in data}
         with transaction.atomic():
             if give_back:
                 try:
@@ -180,6 +181,8 @@ class ConnectionDetailApi(APIView):
                     agent=data["agent"] if "agent" in data else connection.agent,
                     enabled=data.get("agent_enabled"),
                 )
+            if contacts:
+                whatsapp.connection_set_contacts(connection=connection, **contacts)
         return Response(s.ConnectionSerializer(connection).data)
 
 

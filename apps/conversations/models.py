@@ -141,6 +141,11 @@ def media_upload_to(message: "Message", filename: str) -> str:
     return f"media/{message.org_id}/{message.id}/{filename}"
 
 
+# An automatic notice (an acknowledgement, a reset confirmation, a refusal) carries its kind in
+# `raw[NOTICE_KEY]`: operators see it in the thread, the model does not see it in the history.
+NOTICE_KEY = "notice"
+
+
 class Message(OrgOwnedModel):
     # Set by the caller when it matters: the parts of a split reply get consecutive microseconds so
     # they sort and send in order (auto_now_add would overwrite them in bulk_create).

@@ -8,7 +8,7 @@ from django.db.models import BooleanField, F, Max, OuterRef, Q, Subquery
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from .models import Direction, Message, Thread
+from .models import NOTICE_KEY, Direction, Message, Thread
 
 WINDOW = timedelta(hours=24)
 
@@ -43,17 +43,32 @@ def recent_outbound(*, thread: Thread, limit: int) -> list[Message]:
     )
 
 
-def history_for_turn(*, thread: Thread, run_id, window: int) -> list[Message]:
+def run_messages(*, run_id) -> list[Message]:
+    """The inbound messages a turn answers, oldest first."""
+    return list(Message.objects.filter(run_id=run_id, direction=Direction.INBOUND).order_by("created_at", "id"))
+
+
+def last_inbound_wamid(*, thread: Thread) -> str | None:
+    return (
+        Message.objects.filter(thread=thread, direction=Direction.INBOUND, wamid__isnull=False)
+        .order_by("-created_at", "-id").values_list("wamid", flat=True).first()
+    )
+
+
+def history_for_turn(*, thread: Thread, run_id, window: int, since: datetime | None = None) -> list[Message]:
     """The conversation a turn sees: the last `window` messages, without those waiting for the
     next turn (they arrived after this turn started and will be answered by it).
 
     The messages this turn answers come last. One that arrived while the previous turn was
     thinking is older than that turn's reply, yet that reply did not answer it: in creation order
-    the model would be handed a conversation that ends with its own answer."""
+    the model would be handed a conversation that ends with its own answer.
+
+    `since`: only messages created after it (the contact's reset command)."""
     qs = (
-        Message.objects.filter(thread=thread)
+        Message.objects.filter(thread=thread, **({"created_at__gt": since} if since else {}))
         .exclude(direction=Direction.INBOUND, run__status="pending")
         .exclude(status="failed", direction=Direction.OUTBOUND)
+        .exclude(raw__has_key=NOTICE_KEY)  # acknowledgements and other notices are not the conversation
         .order_by("-created_at", "-id")
         .only("direction", "author", "text", "created_at", "run_id")
     )

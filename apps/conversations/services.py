@@ -259,6 +259,23 @@ def business_app_message_record(*, connection: WhatsAppConnection, update: Statu
         )
 
 
+def thread_mark_read(*, thread: Thread, typing: bool) -> None:
+    """Mark the contact's last message read, with Kapso's typing indicator if asked, so the
+    contact sees "typing…" while the agent works. Best effort: a failure costs only the ticks."""
+    connection = thread.connection
+    if connection is None or connection.status != ConnectionStatus.CONNECTED or not connection.phone_number_id:
+        return
+    from .selectors import last_inbound_wamid
+
+    wamid = last_inbound_wamid(thread=thread)
+    if not wamid:
+        return
+    try:
+        kapso.mark_read(phone_number_id=connection.phone_number_id, wamid=wamid, typing=typing)
+    except KapsoError as error:
+        logger.info("could not mark %s read: %s", wamid, error)
+
+
 def thread_set_handoff(*, thread: Thread, handoff: str) -> None:
     """A person takes the thread over, or gives it back. Giving it back ends the team's work on it:
     the request for a person, the reason and the assignment are cleared."""

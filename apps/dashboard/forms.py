@@ -1,12 +1,15 @@
 """Dashboard forms. Validation a person can trip over says what to do, in plain words."""
 
+import re
+
 from django import forms
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.forms import AuthenticationForm
 from django.utils.text import slugify
 
 from apps.agents.llm import PROVIDERS
-from apps.agents.models import Agent
+from apps.agents.models import Agent, AgentMode
+from apps.agents.services import MAX_DEBOUNCE_SECONDS, MIN_TURN_TIMEOUT_SECONDS
 from apps.agents.tools import all_tools
 from apps.orgs.models import Role
 from apps.whatsapp.models import Environment
@@ -61,6 +64,21 @@ class AssignAgentForm(forms.Form):
         self.fields["agent"].queryset = Agent.objects.filter(org=org).order_by("name")
 
 
+class AllowedContactsForm(forms.Form):
+    allowed_contacts = forms.CharField(
+        required=False, label="Only answer these customers", widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="One number per line, like +15551234567. Leave empty to answer everyone who writes.",
+    )
+    not_allowed_text = forms.CharField(
+        required=False, max_length=1000, label="Tell everyone else", widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Sent at most once a day to someone not on the list, e.g. “This number is for members only.” "
+                  "Leave empty to stay silent. Their messages still show up in the inbox.",
+    )
+
+    def clean_allowed_contacts(self) -> list[str]:
+        return phone_lines(self.cleaned_data.get("allowed_contacts", ""))
+
+
 class AgentForm(forms.Form):
     name = forms.CharField(max_length=100)
     slug = forms.SlugField(
@@ -88,6 +106,51 @@ class AgentForm(forms.Form):
         help_text="Sent to the customer when the model cannot answer (an outage, a bad key).",
     )
 
+    # How the agent behaves in a conversation.
+    acknowledgement_text = forms.CharField(
+        required=False, max_length=1000, label="Acknowledgement",
+        help_text="Sent the moment a message comes in, before the answer is ready, e.g. “Got it, one moment…”. "
+                  "Leave empty to send nothing.",
+    )
+    typing_indicator = forms.BooleanField(
+        required=False, label="Show “typing…”",
+        help_text="The customer sees their message as read and “typing…” while the agent works on the answer.",
+    )
+    reset_command = forms.CharField(
+        required=False, max_length=40, label="Start-over command",
+        help_text="A customer who sends exactly this (like <code>/reset</code>) starts a fresh conversation: the "
+                  "agent forgets what was said before. You still see everything. Empty turns it off.",
+    )
+    mode = forms.ChoiceField(
+        choices=AgentMode.choices, label="Memory",
+        help_text="Chat remembers the conversation. Task answers every message on its own, as if it were the first.",
+    )
+    debounce_seconds = forms.IntegerField(
+        min_value=0, max_value=MAX_DEBOUNCE_SECONDS, label="Wait for the customer to finish (seconds)",
+        help_text="People often send one thought in several short messages. The agent waits this long after the "
+                  "last one and answers them all at once (a question is answered right away). 0 answers at once.",
+    )
+    history_window = forms.IntegerField(
+        min_value=1, max_value=200, label="Messages remembered",
+        help_text="How many of the latest messages the agent reads before answering.",
+    )
+    max_steps = forms.IntegerField(min_value=1, max_value=20, label="Tool steps per answer",
+                                   help_text="How many times the agent may use its tools before it must answer.")
+    max_input_chars = forms.IntegerField(
+        required=False, min_value=1, label="Longest message read (characters)",
+        help_text="Longer messages are cut, and the agent is told so. Empty reads everything.",
+    )
+    turn_timeout_seconds = forms.IntegerField(
+        required=False, min_value=MIN_TURN_TIMEOUT_SECONDS, max_value=3600, label="Time limit per answer (seconds)",
+        help_text=f"If an answer takes longer, the customer gets the fallback text instead. At least "
+                  f"{MIN_TURN_TIMEOUT_SECONDS}; empty means no limit.",
+    )
+    fallback_provider = forms.ChoiceField(
+        required=False, label="Backup model provider",
+        choices=[("", "No backup model")] + [(p, PROVIDER_LABELS.get(p, p)) for p in PROVIDERS],
+        help_text="Asked when the main model still fails after its retries (an outage at the provider).",
+    )
+    fallback_name = forms.CharField(required=False, max_length=100, label="Backup model")
     allowed_numbers = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 2}), required=False, label="Other numbers the agent may reach",
         help_text="One per line, like +15551234567. Empty (recommended): the agent only reads and messages the "
@@ -107,13 +170,49 @@ class AgentForm(forms.Form):
         data = super().clean()
         if not data.get("slug") and data.get("name"):
             data["slug"] = slugify(data["name"])[:60] or "agent"
+        provider, name = data.pop("fallback_provider", ""), (data.pop("fallback_name", "") or "").strip()
+        if provider and not name:
+            self.add_error("fallback_name", "Name the backup model, or choose “No backup model”.")
+        data["fallback_model"] = {"provider": provider, "name": name} if provider and name else None
         return data
 
     @staticmethod
     def initial_for(agent: Agent) -> dict:
-        fields = ("name", "slug", "system_prompt", "model_provider", "model_name", "temperature", "max_tokens",
-                  "tools", "fallback_text")
-        return {**{name: getattr(agent, name) for name in fields}, "allowed_numbers": "\n".join(agent.allowed_numbers)}
+        initial = {name: getattr(agent, name) for name in AGENT_FORM_FIELDS}
+        initial["allowed_numbers"] = "\n".join(agent.allowed_numbers or [])
+        fallback = agent.fallback_model or {}
+        initial.update(fallback_provider=fallback.get("provider", ""), fallback_name=fallback.get("name", ""))
+        return initial
+
+    @staticmethod
+    def initial_new() -> dict:
+        defaults = {name: Agent._meta.get_field(name).get_default() for name in AGENT_FORM_FIELDS}
+        # New agents wait 2 s for a burst to end (the API keeps 0, so existing integrations don't change).
+        return {**defaults, "model_provider": "offline", "model_name": "demo", "tools": list(all_tools()),
+                "debounce_seconds": NEW_AGENT_DEBOUNCE_SECONDS}
+
+
+AGENT_FORM_FIELDS = (
+    "name", "slug", "system_prompt", "model_provider", "model_name", "temperature", "max_tokens", "tools",
+    "fallback_text", "acknowledgement_text", "typing_indicator", "reset_command", "mode", "debounce_seconds",
+    "history_window", "max_steps", "max_input_chars", "turn_timeout_seconds",
+)
+NEW_AGENT_DEBOUNCE_SECONDS = 2
+
+
+def phone_lines(text: str) -> list[str]:
+    """Numbers typed one per line (or separated by commas), as E.164; a clear error for the first bad one."""
+    numbers = []
+    for raw in re.split(r"[\n,;]+", text or ""):
+        number = re.sub(r"[\s().-]", "", raw)
+        if not number:
+            continue
+        if not re.fullmatch(r"\+[1-9][0-9]{5,14}", number):
+            raise forms.ValidationError(
+                f"“{raw.strip()}” is not a phone number in international format. Write it with a leading + and the "
+                "country code, like +15551234567.")
+        numbers.append(number)
+    return list(dict.fromkeys(numbers))
 
 
 class ReplyForm(forms.Form):

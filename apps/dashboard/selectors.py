@@ -10,7 +10,7 @@ from apps.conversations import selectors as conversations
 from apps.conversations.models import Message, Thread
 
 THREAD_PAGE_SIZE = 50
-FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED)
+FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED, RunStatus.TIMED_OUT)
 
 
 @dataclass

@@ -48,6 +48,7 @@ org_patterns = [
     path("connections/<str:connection_id>/", connections.connection_detail, name="connection"),
     path("connections/<str:connection_id>/kapso/", connections.connection_kapso_details, name="connection-kapso"),
     path("connections/<str:connection_id>/agent/", connections.connection_assign_agent, name="connection-agent"),
+    path("connections/<str:connection_id>/contacts/", connections.connection_contacts, name="connection-contacts"),
     path("connections/<str:connection_id>/switch/", connections.connection_switch, name="connection-switch"),
     path("connections/<str:connection_id>/reconnect/", connections.connection_reconnect, name="connection-reconnect"),
     path(

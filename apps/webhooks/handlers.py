@@ -35,12 +35,15 @@ def on_message_received(connection, messages) -> None:
         return
     if connection.agent_only_outside_hours and hours_open(connection.business_hours, timezone.now()):
         return  # the team answers during business hours; the agent only outside them
+    # A message that reads as complete need not wait out the agent's debounce_seconds.
+    urgent = any(agents.reads_complete(message.text) for message in messages)
     for thread_id, (ref, new_ids) in recorded.items():
         if not new_ids:
             continue
         if ref.handoff == Handoff.AGENT:
             agents.run_request(
-                org_id=connection.org_id, thread_id=thread_id, agent_id=connection.agent_id, message_ids=new_ids
+                org_id=connection.org_id, thread_id=thread_id, agent_id=connection.agent_id, message_ids=new_ids,
+                urgent=urgent,
             )
         elif connection.resume_after_minutes is not None:
             # People left it longer than the give-back time: the agent answers this message now.

@@ -40,6 +40,10 @@ class WhatsAppConnection(OrgOwnedModel):
     resume_after_minutes = models.PositiveIntegerField(null=True, blank=True)
     business_hours = models.JSONField(default=dict, blank=True)
     agent_only_outside_hours = models.BooleanField(default=False)
+    # Contacts (E.164) the agent answers on this number; empty = everyone.
+    allowed_contacts = models.JSONField(default=list, blank=True)
+    # Sent (at most once a day) to a contact not on allowed_contacts; empty = stay silent.
+    not_allowed_text = models.TextField(blank=True, default="")
 
     class Meta:
         indexes = [models.Index(fields=["org", "status"])]

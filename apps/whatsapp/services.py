@@ -169,6 +169,21 @@ def connection_set_give_back(*, connection: WhatsAppConnection, data: dict) -> N
     connection.save(update_fields=[*(name for name in GIVE_BACK_FIELDS if name in data), "updated_at"])
 
 
+def connection_set_contacts(
+    *, connection: WhatsAppConnection, allowed_contacts: list[str] | None = None, not_allowed_text: str | None = None
+) -> None:
+    """Whom the agent answers on this number (empty = everyone) and what the others are told once
+    a day (empty = nothing). Only the given values change."""
+    fields = ["updated_at"]
+    if allowed_contacts is not None:
+        connection.allowed_contacts = list(dict.fromkeys(allowed_contacts))
+        fields.append("allowed_contacts")
+    if not_allowed_text is not None:
+        connection.not_allowed_text = not_allowed_text.strip()
+        fields.append("not_allowed_text")
+    connection.save(update_fields=fields)
+
+
 def _datetime(value: object) -> datetime | None:
     return parse_datetime(value) if isinstance(value, str) else None
 

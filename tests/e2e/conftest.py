@@ -109,9 +109,14 @@ def status_payload(event: str, *, wamid: str, phone: str = "+15551234567") -> di
 
 
 def sends(fake_kapso, to: str | None = None) -> list[dict]:
-    """Send requests Kapso received (accepted or not), optionally to one contact."""
-    found = fake_kapso.requests_to("POST", SEND_PATH)
+    """Send requests Kapso received (accepted or not), optionally to one contact. Mark-read
+    requests (the typing indicator) share the endpoint but send nothing: see `mark_reads`."""
+    found = [r for r in fake_kapso.requests_to("POST", SEND_PATH) if r["body"].get("status") != "read"]
     return [r for r in found if to is None or r["body"].get("to") == to.lstrip("+")]
+
+
+def mark_reads(fake_kapso) -> list[dict]:
+    return [r for r in fake_kapso.requests_to("POST", SEND_PATH) if r["body"].get("status") == "read"]
 
 
 def assert_answered_once(fake_kapso, wamids) -> None:
@@ -359,38 +364,44 @@ def database_url() -> str:
     return f"postgres://{auth}@{config['HOST'] or '127.0.0.1'}:{config['PORT'] or 5432}/{config['NAME']}"
 
 
+def launch_stack(*, fake_kapso, log_dir: Path, tag: str, env: dict | None = None, beat: bool = False,
+                 model: OpenAIServer | None = None, redis_url: str | None = None, agents_concurrency: int = 8,
+                 web_workers: int = 2, flush: bool = True) -> Stack:
+    """Start web, both workers and (if asked) beat on the test database; returns when all are ready."""
+    redis_url = redis_url or settings.REDIS_URL
+    if flush:  # our own Redis index only: no task of an earlier test may reach these workers
+        redis.Redis.from_url(redis_url).flushdb()
+    full_env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": database_url(),
+        "TEST_REDIS_URL": redis_url,
+        "TEST_KAPSO_API_BASE_URL": fake_kapso.url,
+        "WEB_CONCURRENCY": str(web_workers),
+        "PYTHONUNBUFFERED": "1",
+        "LOG_LEVEL": "INFO",
+    }
+    if model is not None:
+        full_env.update(OPENAI_BASE_URL=model.url + "/v1", OPENAI_API_KEY="sk-e2e-test")
+    full_env.update(env or {})
+    stack = Stack(env=full_env, log_dir=log_dir, tag=tag)
+    stack.web().start()
+    stack.worker("default", "-c", "2").start()
+    stack.worker("agents", "-P", "threads", "-c", str(agents_concurrency)).start()
+    if beat:
+        stack.beat().start()
+    stack.wait_ready()
+    return stack
+
+
 @pytest.fixture
 def start_stack(transactional_db, fake_kapso, tmp_path, request):
     """start_stack(env=..., beat=..., model=..., redis_url=..., agents_concurrency=...) -> Stack, running."""
     stacks: list[Stack] = []
 
-    def start(*, env: dict | None = None, beat: bool = False, model: OpenAIServer | None = None,
-              redis_url: str | None = None, agents_concurrency: int = 8, web_workers: int = 2,
-              flush: bool = True) -> Stack:
-        redis_url = redis_url or settings.REDIS_URL
-        if flush:  # our own Redis index only: no task of an earlier test may reach these workers
-            redis.Redis.from_url(redis_url).flushdb()
-        full_env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "config.settings.test",
-            "DATABASE_URL": database_url(),
-            "TEST_REDIS_URL": redis_url,
-            "TEST_KAPSO_API_BASE_URL": fake_kapso.url,
-            "WEB_CONCURRENCY": str(web_workers),
-            "PYTHONUNBUFFERED": "1",
-            "LOG_LEVEL": "INFO",
-        }
-        if model is not None:
-            full_env.update(OPENAI_BASE_URL=model.url + "/v1", OPENAI_API_KEY="sk-e2e-test")
-        full_env.update(env or {})
-        stack = Stack(env=full_env, log_dir=tmp_path, tag=f"s{len(stacks)}")
+    def start(**options) -> Stack:
+        stack = launch_stack(fake_kapso=fake_kapso, log_dir=tmp_path, tag=f"s{len(stacks)}", **options)
         stacks.append(stack)
-        stack.web().start()
-        stack.worker("default", "-c", "2").start()
-        stack.worker("agents", "-P", "threads", "-c", str(agents_concurrency)).start()
-        if beat:
-            stack.beat().start()
-        stack.wait_ready()
         return stack
 
     yield start

@@ -60,9 +60,7 @@ def agent_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @org_view(Role.ADMIN)
 def agent_new(request: HttpRequest) -> HttpResponse:
-    form = AgentForm(request.POST or None, initial={"model_provider": "offline", "model_name": "demo",
-                                                    "fallback_text": Agent._meta.get_field("fallback_text").default,
-                                                    "tools": list(all_tools())})
+    form = AgentForm(request.POST or None, initial=AgentForm.initial_new())
     if request.method == "POST" and form.is_valid():
         try:
             agent = agents.agent_create(org=request.org, **form.cleaned_data)

@@ -18,7 +18,7 @@ from apps.whatsapp import services as whatsapp
 from apps.whatsapp.models import ConnectionStatus, WhatsAppConnection
 
 from ..decorators import org_view, safe_next
-from ..forms import AssignAgentForm, ConnectForm
+from ..forms import AllowedContactsForm, AssignAgentForm, ConnectForm
 from ..words import SETUP_ERRORS
 
 SLOW_SETUP_SECONDS = 90
@@ -131,9 +131,30 @@ def setup_failure(request: HttpRequest) -> HttpResponse:
 def connection_detail(request: HttpRequest, connection_id: str) -> HttpResponse:
     connection = _connection(request, connection_id)
     deliveries = WebhookEvent.objects.filter(org=request.org, connection=connection).order_by("-created_at")[:20]
-    context = {"connection": connection, "deliveries": deliveries,
+    contacts_form = AllowedContactsForm(initial={"allowed_contacts": "\n".join(connection.allowed_contacts),
+                                                 "not_allowed_text": connection.not_allowed_text})
+    context = {"connection": connection, "deliveries": deliveries, "contacts_form": contacts_form,
                "agents": list(Agent.objects.filter(org=request.org).order_by("name"))}
     return render(request, "dashboard/connection_detail.html", context)
+
+
+@require_POST
+@org_view(Role.ADMIN)
+def connection_contacts(request: HttpRequest, connection_id: str) -> HttpResponse:
+    """Whom the agent answers on this number (htmx swaps the card; a plain POST redirects)."""
+    connection = _connection(request, connection_id)
+    form = AllowedContactsForm(request.POST)
+    saved = ""
+    if form.is_valid():
+        whatsapp.connection_set_contacts(connection=connection, **form.cleaned_data)
+        saved = ("Saved: the agent answers only the numbers listed." if connection.allowed_contacts
+                 else "Saved: the agent answers everyone.")
+        if not request.htmx:
+            messages.success(request, saved)
+            return redirect("connection", org_slug=request.org.slug, connection_id=connection.pk)
+    # 200 with the errors in the card: htmx swaps only successful responses.
+    return render(request, "dashboard/connection_detail.html#contacts",
+                  {"connection": connection, "contacts_form": form, "saved": saved})
 
 
 @require_GET

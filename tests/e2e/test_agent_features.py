@@ -1,0 +1,265 @@
+"""The agent features operators know from other WhatsApp agent frameworks, end to end.
+
+One deployment (gunicorn, both workers, beat) serves the whole module; each test configures its
+agent in the database, posts signed deliveries over HTTP and reads what reached the Kapso and
+model stand-ins.
+"""
+
+import time
+
+import pytest
+from django.conf import settings
+
+from apps.agents.models import AgentRun
+from apps.conversations.models import Message
+from tests.e2e.conftest import (
+    PHONE_NUMBER_ID,
+    SECRET,
+    inbound_payload,
+    launch_stack,
+    mark_reads,
+    sends,
+    settle,
+    use_model,
+    wait_until,
+)
+from tests.factories import make_agent, make_connection, make_org
+from tests.fakes.kapso_server import FakeKapso
+from tests.fakes.model_servers import AnthropicServer, OpenAIServer, ReceivedRequest, ScriptedReply
+
+pytestmark = pytest.mark.e2e
+
+
+class Model(OpenAIServer):
+    """Answers scripted replies first, then "Re: <the user messages since its last reply>".
+    `delay` is waited out here (not by the handler) so `answered_at` says when each answer left."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.delay = 0.0
+        self.answered_at: list[float] = []
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self._replies.clear()
+            self.answered_at.clear()
+            self.delay = 0.0
+
+    def _serve(self, request: ReceivedRequest) -> ScriptedReply:
+        with self._lock:
+            self.requests.append(request)
+            scripted = self._replies.popleft() if self._replies else None
+            delay = self.delay
+        if scripted is None:
+            messages = request.body["messages"]
+            last_reply = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=-1)
+            new = [m["content"] for m in messages[last_reply + 1 :] if m["role"] == "user"]
+            scripted = ScriptedReply(body=self.message_body("Re: " + " | ".join(new), [], 5, 5))
+        time.sleep(delay)
+        self.answered_at.append(time.time())
+        return scripted
+
+    def user_messages(self, index: int) -> list[str]:
+        return [m["content"] for m in self.requests[index].body["messages"] if m["role"] == "user"]
+
+
+@pytest.fixture(scope="module")
+def kapso():
+    with FakeKapso(api_key=settings.KAPSO_API_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def model():
+    with Model() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def fallback():
+    with AnthropicServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def stack(django_db_setup, kapso, model, fallback, tmp_path_factory):
+    env = {"ANTHROPIC_BASE_URL": fallback.url, "ANTHROPIC_API_KEY": "sk-ant-e2e"}
+    deployment = launch_stack(fake_kapso=kapso, model=model, env=env, beat=True,
+                              log_dir=tmp_path_factory.mktemp("agent-features"), tag="features")
+    yield deployment
+    deployment.stop()
+
+
+@pytest.fixture
+def shop(transactional_db, stack, kapso, model, fallback):
+    """A fresh organization whose agent talks to the OpenAI stand-in; the stand-ins forget the
+    previous test."""
+    with kapso._lock:
+        kapso.requests.clear()
+        kapso.sent.clear()
+        kapso.history.clear()
+    model.reset()
+    with fallback._lock:
+        fallback.requests.clear()
+        fallback._replies.clear()
+    org = make_org(name="Feature Shop")
+    agent = make_agent(org, tools=[])
+    use_model(agent)
+    connection = make_connection(org, agent=agent, phone_number_id=PHONE_NUMBER_ID, secret=SECRET)
+    yield org, agent, connection
+    # Let the deployment finish what the test started before the tables are emptied.
+    settle(lambda: (len(kapso.requests), AgentRun.objects.filter(status__in=["pending", "running"]).count()),
+           quiet=1.0)
+
+
+def texts(kapso, to: str = "+15551234567") -> list[str]:
+    return [r["body"]["text"]["body"] for r in sends(kapso, to)]
+
+
+def say(stack, text: str, phone: str = "+15551234567") -> None:
+    response = stack.post(inbound_payload(text=text, phone=phone))
+    assert response.status_code == 200, response.text
+
+
+def test_the_contact_sees_typing_then_the_acknowledgement_before_a_slow_answer(shop, stack, kapso, model):
+    _, agent, _ = shop
+    use_model(agent, acknowledgement_text="Got it, one moment please.")
+    model.delay = 3.0
+
+    say(stack, "Where is my order 4411?")
+
+    wait_until(lambda: len(sends(kapso)) == 2, 30, what="the acknowledgement and the answer")
+    ack, answer = sends(kapso)
+    assert ack["body"]["text"]["body"] == "Got it, one moment please."
+    assert answer["body"]["text"]["body"] == "Re: Where is my order 4411?"
+    assert ack["at"] < model.answered_at[0], "the acknowledgement must not wait for the model"
+    [read] = mark_reads(kapso)
+    inbound = Message.objects.get(direction="inbound")
+    assert read["body"] == {"messaging_product": "whatsapp", "status": "read", "message_id": inbound.wamid,
+                            "typing_indicator": {"type": "text"}}
+    assert kapso.requests.index(read) < kapso.requests.index(ack)
+    # The acknowledgement is a notice: the model's next request does not see it as an answer.
+    say(stack, "Thanks!")
+    wait_until(lambda: len(sends(kapso)) == 4, 30, what="the second turn")
+    assert [m["content"] for m in model.requests[1].body["messages"][1:]] == [
+        "Where is my order 4411?", "Re: Where is my order 4411?", "Thanks!"]
+
+
+def test_typing_indicator_off_sends_no_mark_read(shop, stack, kapso, model):
+    _, agent, _ = shop
+    use_model(agent, typing_indicator=False)
+
+    say(stack, "Hello?")
+
+    wait_until(lambda: sends(kapso), 30, what="the answer")
+    assert mark_reads(kapso) == []
+
+
+def test_after_reset_the_model_sees_no_earlier_message(shop, stack, kapso, model):
+    say(stack, "My name is Ana.")
+    wait_until(lambda: len(sends(kapso)) == 1, 30, what="the first answer")
+
+    say(stack, "/reset")
+    wait_until(lambda: len(sends(kapso)) == 2, 30, what="the reset confirmation")
+    assert texts(kapso)[1] == "Starting fresh: I have set our earlier conversation aside."
+    assert len(model.requests) == 1, "the reset command needs no model call"
+
+    say(stack, "What is my name?")
+    wait_until(lambda: len(sends(kapso)) == 3, 30, what="the answer after the reset")
+    assert [m["role"] for m in model.requests[1].body["messages"]] == ["system", "user"]
+    assert model.user_messages(1) == ["What is my name?"]
+    # Operators still see the whole thread.
+    assert Message.objects.filter(text="My name is Ana.").exists()
+
+
+def test_in_task_mode_each_request_holds_only_the_current_message(shop, stack, kapso, model):
+    _, agent, _ = shop
+    use_model(agent, mode="task")
+
+    say(stack, "Translate: good morning")
+    wait_until(lambda: len(sends(kapso)) == 1, 30, what="the first answer")
+    say(stack, "Translate: good night")
+    wait_until(lambda: len(sends(kapso)) == 2, 30, what="the second answer")
+
+    assert [m["role"] for m in model.requests[1].body["messages"]] == ["system", "user"]
+    assert model.user_messages(1) == ["Translate: good night"]
+
+
+def test_a_contact_outside_allowed_contacts_causes_no_model_call(shop, stack, kapso, model):
+    _, _, connection = shop
+    connection.allowed_contacts = ["+15550000001"]
+    connection.not_allowed_text = "This number only serves club members."
+    connection.save()
+
+    say(stack, "Hi", phone="+15551234567")
+    say(stack, "Hello??", phone="+15551234567")
+    say(stack, "Hi, member here", phone="+15550000001")
+
+    wait_until(lambda: sends(kapso, "+15550000001"), 30, what="the member's answer")
+    settle(lambda: (len(kapso.requests), AgentRun.objects.filter(status="pending").count()), quiet=1.5)
+    assert texts(kapso, "+15551234567") == ["This number only serves club members."]  # once a day, not per message
+    assert len(model.requests) == 1 and model.user_messages(0) == ["Hi, member here"]
+    skipped = AgentRun.objects.filter(thread__contact_phone="+15551234567")
+    assert {run.status for run in skipped} == {"skipped"}
+
+
+def test_the_fallback_model_answers_when_the_primary_returns_500s(shop, stack, kapso, model, fallback):
+    _, agent, _ = shop
+    use_model(agent, fallback_model={"provider": "anthropic", "name": "claude-e2e"})
+    for _ in range(settings.MODEL_MAX_ATTEMPTS):
+        model.reply_error(500, "primary is down")
+    fallback.reply_text("Answered by the fallback model.")
+
+    say(stack, "Are you there?")
+
+    wait_until(lambda: sends(kapso), 30, what="the fallback model's answer")
+    assert texts(kapso) == ["Answered by the fallback model."]
+    assert len(model.requests) == settings.MODEL_MAX_ATTEMPTS
+    assert fallback.requests[0].body["model"] == "claude-e2e"
+    assert fallback.requests[0].body["messages"][-1]["content"] == [{"type": "text", "text": "Are you there?"}]
+    run = AgentRun.objects.get()
+    assert run.status == "succeeded" and run.model == {"provider": "anthropic", "name": "claude-e2e"}
+
+
+def test_long_messages_are_cut_and_the_model_is_told(shop, stack, kapso, model):
+    _, agent, _ = shop
+    use_model(agent, max_input_chars=20)
+
+    say(stack, "I would like to order " + "many " * 40 + "lamps.")
+
+    wait_until(lambda: sends(kapso), 30, what="the answer")
+    [content] = model.user_messages(0)
+    assert content.startswith("I would like to orde\n[")
+    assert "cut" in content and "20 characters" in content
+
+
+def test_a_turn_past_its_time_limit_sends_the_fallback_once_and_is_marked_timed_out(shop, stack, kapso, model):
+    _, agent, _ = shop
+    use_model(agent, turn_timeout_seconds=5)
+    model.delay = 9.0
+
+    say(stack, "Hello?")
+
+    wait_until(lambda: AgentRun.objects.filter(status="timed_out").exists(), 30, what="the turn to time out")
+    wait_until(lambda: model.answered_at, 30, what="the late model answer")
+    settle(lambda: len(kapso.requests), quiet=2.0)
+    assert texts(kapso) == [agent.fallback_text]  # once; the late answer is dropped
+    run = AgentRun.objects.get()
+    assert "longer than 5 seconds" in run.error
+
+
+def test_three_messages_a_second_apart_get_one_answer_holding_all_three(shop, stack, kapso, model):
+    _, agent, _ = shop
+    use_model(agent, debounce_seconds=2)
+
+    for index, text in enumerate(["Hi", "I need help", "with my order"]):
+        if index:
+            time.sleep(1.0)
+        say(stack, text)
+
+    wait_until(lambda: sends(kapso), 30, what="the answer")
+    settle(lambda: (len(kapso.requests), len(model.requests)), quiet=2.5)
+    assert len(model.requests) == 1
+    assert model.user_messages(0) == ["Hi", "I need help", "with my order"]
+    assert texts(kapso) == ["Re: Hi | I need help | with my order"]
