@@ -55,7 +55,7 @@ def test_it_shows_every_field_of_a_thread(api, connection, thread):
     assert json_of(response) == {
         "id": str(thread.id), "connection": str(connection.id), "external_id": "whatsapp:+15551234567",
         "contact_name": "John Doe", "contact_phone": "+15551234567", "contact_bsuid": None,
-        "contact_username": None, "handoff": "agent",
+        "contact_username": None, "handoff": "agent", "opted_out": False,
         "last_message_at": thread.last_message_at.isoformat().replace("+00:00", "Z"),
     }
 

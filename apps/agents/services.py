@@ -113,7 +113,9 @@ def run_finish(*, run: AgentRun, outcome: TurnOutcome) -> bool:
     """Write a turn's results in one transaction, if the claim is still ours. Returns False when
     the run was taken over meanwhile (then nothing is written, so nothing is sent twice)."""
     with transaction.atomic():
-        thread = Thread.objects.select_for_update().get(pk=run.thread_id)
+        thread = Thread.objects.select_for_update().filter(pk=run.thread_id).first()
+        if thread is None:
+            return False  # the conversation was erased while the turn ran: nothing to write
         status = outcome.status
         if thread.handoff == Handoff.HUMAN and status != RunStatus.SKIPPED:
             status, outcome = RunStatus.SKIPPED, TurnOutcome(status=RunStatus.SKIPPED, tool_calls=outcome.tool_calls,

@@ -29,7 +29,7 @@ def run_turn(run_id: str) -> None:
     connection = thread.connection
     bind(org=run.org.slug, connection=connection.id if connection else None)
     agent = connection.agent
-    if agent is None or not connection.agent_enabled or thread.handoff == Handoff.HUMAN:
+    if agent is None or not connection.agent_enabled or thread.handoff == Handoff.HUMAN or thread.opted_out:
         services.run_finish(run=run, outcome=services.TurnOutcome(
             status=RunStatus.SKIPPED, error="No agent answers this conversation right now."))
         return

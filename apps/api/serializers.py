@@ -165,13 +165,15 @@ class ThreadSerializer(serializers.ModelSerializer):
     connection = serializers.UUIDField(source="connection_id", read_only=True)
     # A contact who adopted a WhatsApp username may have no known number: then only the BSUID.
     contact_phone = serializers.CharField(read_only=True, allow_null=True)
+    # True after the contact wrote STOP (until START): nothing can be sent to them.
+    opted_out = serializers.BooleanField(read_only=True)
     contact_bsuid = serializers.SerializerMethodField()
     contact_username = serializers.SerializerMethodField()
 
     class Meta:
         model = Thread
         fields = ["id", "connection", "external_id", "contact_name", "contact_phone", "contact_bsuid",
-                  "contact_username", "handoff", "last_message_at"]
+                  "contact_username", "handoff", "opted_out", "last_message_at"]
         read_only_fields = fields
 
     def get_contact_bsuid(self, thread: Thread) -> str | None:

@@ -12,6 +12,8 @@ urlpatterns = [
     path("connections/<str:connection_id>", views.ConnectionDetailApi.as_view(), name="api-connection"),
     path("threads", views.ThreadListApi.as_view(), name="api-threads"),
     path("threads/<str:thread_id>", views.ThreadDetailApi.as_view(), name="api-thread"),
+    path("threads/<str:thread_id>/export", views.ThreadExportApi.as_view(), name="api-thread-export"),
+    path("threads/<str:thread_id>/erase", views.ThreadEraseApi.as_view(), name="api-thread-erase"),
     path("threads/<str:thread_id>/messages", views.ThreadMessagesApi.as_view(), name="api-thread-messages"),
     re_path(r"^(?P<path>.*)$", views.not_found),
 ]

@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 
 from apps.agents import services as agents
 from apps.agents.selectors import agent_get, agent_list
+from apps.conversations import privacy
 from apps.conversations.models import Message, Thread
 from apps.conversations.services import ReplyRefused, operator_reply
 from apps.kapso.errors import KapsoError
@@ -206,6 +207,23 @@ class ThreadListApi(APIView):
 class ThreadDetailApi(APIView):
     def get(self, request, thread_id: str):
         return Response(s.ThreadSerializer(_owned(_threads(request), thread_id, "thread")).data)
+
+
+class ThreadExportApi(APIView):
+    def get(self, request, thread_id: str):
+        """Everything stored about the conversation, as one JSON document: every message (text,
+        status, type, media link), every agent turn and its tool calls."""
+        thread = _owned(_threads(request), thread_id, "thread")
+        return Response(privacy.thread_export(thread=thread))
+
+
+class ThreadEraseApi(APIView):
+    def post(self, request, thread_id: str):
+        """Erase the conversation and every copy of it (messages, turns, tool calls, raw payloads,
+        webhook bodies); 204. Afterwards the thread is a 404. An audit entry keeps who and when."""
+        thread = _owned(_threads(request), thread_id, "thread")
+        privacy.thread_erase(thread=thread, erased_by=f"API key {request.user.key_prefix}")
+        return Response(status=204)
 
 
 class ThreadMessagesApi(APIView):

@@ -58,6 +58,8 @@ class Thread(OrgOwnedModel):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     labels = ArrayField(models.CharField(max_length=40), blank=True, db_default=Value([], _LABELS))
+    # Set when the contact wrote an opt-out keyword (STOP); cleared by an opt-in keyword (START).
+    opted_out_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -80,6 +82,10 @@ class Thread(OrgOwnedModel):
             GinIndex(fields=["labels"], name="thread_labels"),
             models.Index(fields=["connection", "contact_phone"], name="thread_connection_phone"),
         ]
+
+    @property
+    def opted_out(self) -> bool:
+        return self.opted_out_at is not None
 
     @property
     def is_playground(self) -> bool:
@@ -231,3 +237,12 @@ class CannedReply(OrgOwnedModel):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["org", "shortcut"], name="canned_reply_unique_shortcut")]
         ordering = ["shortcut"]
+
+
+class ThreadErasure(OrgOwnedModel):
+    """The audit entry of an erased conversation: who erased which thread and when, and how many
+    messages went. Nothing of the content (no phone, no name, no text) is kept."""
+
+    thread_ref = models.UUIDField()  # the erased thread's id, as the API and dashboard knew it
+    erased_by = models.CharField(max_length=200)  # "owner@acme.test", or "API key sb_abc123"
+    message_count = models.PositiveIntegerField(default=0)

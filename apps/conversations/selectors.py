@@ -255,6 +255,9 @@ def reply_blocked_reason(*, thread: Thread) -> str:
     connection = thread.connection
     if connection is None:
         return "This is a playground conversation; it is not connected to WhatsApp."
+    if thread.opted_out:
+        return ("This customer opted out (they wrote STOP), so no message can be sent to them. "
+                "If they write START, you can reply again.")
     if connection.status != "connected":
         return (f"The WhatsApp number {connection} is {connection.get_status_display().lower()}. "
                 "Reconnect it on the Connections page to reply.")

@@ -34,6 +34,7 @@ def external_id_for(contact: Contact) -> str:
 class ThreadRef:
     id: uuid.UUID
     handoff: str
+    opted_out: bool = False
 
 
 # One statement that finds the contact's thread (by BSUID first, as Kapso's docs say, then by
@@ -59,7 +60,7 @@ WITH found AS (
         last_message_at = GREATEST(t.last_message_at, %(message_at)s),
         updated_at = now()
     FROM found WHERE t.id = found.id
-    RETURNING t.id, t.handoff
+    RETURNING t.id, t.handoff, t.opted_out_at IS NOT NULL AS opted_out
 ), inserted AS (
     INSERT INTO conversations_thread
         (id, org_id, connection_id, external_id, contact_phone, contact_bsuid, contact_username, contact_name,
@@ -77,9 +78,9 @@ WITH found AS (
         last_inbound_at = GREATEST(conversations_thread.last_inbound_at, EXCLUDED.last_inbound_at),
         last_message_at = GREATEST(conversations_thread.last_message_at, EXCLUDED.last_message_at),
         updated_at = now()
-    RETURNING id, handoff
+    RETURNING id, handoff, opted_out_at IS NOT NULL AS opted_out
 )
-SELECT id, handoff FROM updated UNION ALL SELECT id, handoff FROM inserted
+SELECT id, handoff, opted_out FROM updated UNION ALL SELECT id, handoff, opted_out FROM inserted
 """
 
 
@@ -95,8 +96,8 @@ def thread_upsert(
     }
     with db.cursor() as cursor:
         cursor.execute(_THREAD_UPSERT, params)
-        thread_id, handoff = cursor.fetchone()
-    return ThreadRef(id=thread_id, handoff=handoff)
+        thread_id, handoff, opted_out = cursor.fetchone()
+    return ThreadRef(id=thread_id, handoff=handoff, opted_out=opted_out)
 
 
 def inbound_messages_record(
@@ -128,6 +129,8 @@ def inbound_messages_record(
     inserted = _insert_new(rows)
     media_fetch_enqueue([row.id for row in rows if row.id in inserted and row.media_status == MediaStatus.PENDING])
     new_ids = inserted & answerable
+    for ref, thread_rows in by_thread.values():
+        new_ids -= _apply_opt_keywords(ref, [row for row in thread_rows if row.id in new_ids])
     return {
         thread_id: (ref, [r.id for r in thread_rows if r.id in new_ids])
         for thread_id, (ref, thread_rows) in by_thread.items()
@@ -160,6 +163,21 @@ def reaction_apply(*, connection: WhatsAppConnection, item: InboundMessage) -> N
     Message.objects.filter(connection=connection, wamid=item.reaction_to).filter(
         Q(reaction_at__isnull=True) | Q(reaction_at__lte=item.sent_at)
     ).update(reaction=item.emoji, reaction_at=item.sent_at, updated_at=timezone.now())
+
+
+def _apply_opt_keywords(ref: ThreadRef, new_rows: list[Message]) -> set[uuid.UUID]:
+    """STOP / START (settings.OPT_OUT_KEYWORDS, OPT_IN_KEYWORDS) change the thread's opt-out state
+    (the last one of a batch wins). Returns the keyword messages: they are not questions for the
+    agent, so no turn answers them."""
+    from .privacy import thread_apply_opt_keyword
+
+    keywords = set()
+    for row in new_rows:
+        state = thread_apply_opt_keyword(thread_id=ref.id, text=row.text) if row.type == "text" else None
+        if state is not None:
+            ref.opted_out = state
+            keywords.add(row.id)
+    return keywords
 
 
 def _insert_new(rows: list[Message]) -> set[uuid.UUID]:
@@ -343,6 +361,10 @@ def outbound_queue(
     once the transaction commits. The row exists before any attempt to send it."""
     from .tasks import enqueue_outbox_drain
 
+    if thread.opted_out and author != Author.SYSTEM:
+        # The contact wrote STOP: no agent, operator or scheduled message reaches them until START.
+        logger.info("not queued: the contact of thread %s opted out", thread.id)
+        return []
     now = timezone.now()
     rows = [
         Message(

@@ -82,3 +82,13 @@ def enqueue_handoff_notify(thread_id: uuid.UUID) -> None:
 def handoff_notify(thread_id: str) -> None:
     """Email the members who asked to hear when a conversation needs a person."""
     services.handoff_email_send(thread_id=thread_id)
+
+
+@shared_task(ignore_result=True)
+def purge_expired_data() -> None:
+    """Beat, hourly: raw payloads and (when configured) old messages past their retention."""
+    from .privacy import retention_purge
+
+    purged = retention_purge()
+    if any(purged.values()):
+        logger.info("retention purge: %s", purged)

@@ -38,8 +38,8 @@ def on_message_received(connection, messages) -> None:
     # A message that reads as complete need not wait out the agent's debounce_seconds.
     urgent = any(agents.reads_complete(message.text) for message in messages)
     for thread_id, (ref, new_ids) in recorded.items():
-        if not new_ids:
-            continue
+        if not new_ids or ref.opted_out:
+            continue  # nothing new, or the contact wrote STOP: no turn until they write START
         if ref.handoff == Handoff.AGENT:
             agents.run_request(
                 org_id=connection.org_id, thread_id=thread_id, agent_id=connection.agent_id, message_ids=new_ids,

@@ -246,6 +246,22 @@ WEBHOOK_ALLOWED_NETWORKS = [n.strip() for n in env("WEBHOOK_ALLOWED_NETWORKS").s
 # At most this many messages a turn may queue through the whatsapp.send tool (besides its answer).
 MAX_TOOL_SENDS_PER_TURN = env_int("MAX_TOOL_SENDS_PER_TURN", 5)
 
+# The data of contacts. Raw webhook bodies and raw message payloads are purged after this many days;
+# message text is kept unless MESSAGE_RETENTION_DAYS is set (then older messages are deleted).
+RAW_PAYLOAD_RETENTION_DAYS = env_int("RAW_PAYLOAD_RETENTION_DAYS", 30)
+MESSAGE_RETENTION_DAYS = env_int("MESSAGE_RETENTION_DAYS", 0)
+# A contact's message that is exactly one of these opts them out of (or back into) all messages.
+OPT_OUT_KEYWORDS = [k.strip() for k in env(
+    "OPT_OUT_KEYWORDS", "STOP,STOPP,UNSUBSCRIBE,CANCEL,END,QUIT,ARRET,ARRÊT,PARAR,BAJA,ALTO,CANCELAR,SAIR,ABMELDEN"
+).split(",") if k.strip()]
+OPT_IN_KEYWORDS = [k.strip() for k in env(
+    "OPT_IN_KEYWORDS", "START,UNSTOP,SUBSCRIBE,DEMARRER,DÉMARRER,ALTA,INICIAR,COMENZAR,VOLTAR,ANMELDEN"
+).split(",") if k.strip()]
+OPT_OUT_CONFIRMATION = env(
+    "OPT_OUT_CONFIRMATION", "You won't receive any more messages from us. Reply START at any time to resume."
+)
+OPT_IN_CONFIRMATION = env("OPT_IN_CONFIRMATION", "You're subscribed again. Reply STOP at any time to opt out.")
+
 # --- Routing -------------------------------------------------------------------------------
 # A run whose worker has not reported for this long is considered lost and handed out again.
 AGENT_RUN_STALE_SECONDS = env_int("AGENT_RUN_STALE_SECONDS", 60)
@@ -303,6 +319,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.webhooks.tasks.catch_up_all",
         "schedule": schedule(timedelta(seconds=KAPSO_CATCHUP_INTERVAL_SECONDS)),
     },
+    "purge-expired-data": {"task": "apps.conversations.tasks.purge_expired_data", "schedule": timedelta(hours=1)},
 }
 
 LOGGING = {

@@ -3,18 +3,19 @@
 from datetime import timedelta
 
 from django.contrib import messages
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.agents import services as agent_services
-from apps.conversations import media
+from apps.conversations import media, privacy
 from apps.conversations import selectors as conversations
 from apps.conversations import services as conversation_services
 from apps.conversations.models import Handoff, Message, Thread
 from apps.orgs.access import get_for_org_or_404
+from apps.orgs.models import Role
 from apps.whatsapp.models import Environment, WhatsAppConnection
 
 from .. import selectors
@@ -214,3 +215,25 @@ def message_media(request: HttpRequest, thread_id: str, message_id: str) -> Http
     response["Content-Security-Policy"] = "sandbox; default-src 'none'"
     response["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+@require_GET
+@org_view(Role.ADMIN)
+def thread_export(request: HttpRequest, thread_id: str) -> HttpResponse:
+    """Everything stored about the conversation, as a JSON file (what a contact may ask for)."""
+    thread = _thread(request, thread_id)
+    data = privacy.thread_export(thread=thread)
+    response = JsonResponse(data, json_dumps_params={"indent": 2, "ensure_ascii": False})
+    response["Content-Disposition"] = f'attachment; filename="conversation-{thread.pk}.json"'
+    return response
+
+
+@require_POST
+@org_view(Role.ADMIN)
+def thread_erase(request: HttpRequest, thread_id: str) -> HttpResponse:
+    """Erase the conversation and every copy of it; only who erased it, and when, is kept."""
+    thread = _thread(request, thread_id)
+    who = thread.contact_name or thread.contact_phone
+    privacy.thread_erase(thread=thread, erased_by=request.user.email or request.user.get_username())
+    messages.success(request, f"The conversation with {who} and everything stored about it was erased.")
+    return redirect("inbox", org_slug=request.org.slug)
