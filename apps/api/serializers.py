@@ -183,6 +183,12 @@ class ThreadSerializer(serializers.ModelSerializer):
         return thread.contact_username or None
 
 
+class CatchUpSerializer(serializers.Serializer):
+    found = serializers.IntegerField(help_text="Missed messages ingested from Kapso's history.")
+    answered = serializers.IntegerField(help_text="Of those, handed to the agent.")
+    flagged = serializers.IntegerField(help_text="Of those, too old to answer: marked for a person.")
+
+
 class ThreadFilterSerializer(serializers.Serializer):
     connection = serializers.UUIDField(required=False)
 

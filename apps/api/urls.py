@@ -10,6 +10,9 @@ urlpatterns = [
     path("agents/<str:agent_id>", views.AgentDetailApi.as_view(), name="api-agent"),
     path("connections", views.ConnectionListApi.as_view(), name="api-connections"),
     path("connections/<str:connection_id>", views.ConnectionDetailApi.as_view(), name="api-connection"),
+    path(
+        "connections/<str:connection_id>/catch-up", views.ConnectionCatchUpApi.as_view(), name="api-connection-catch-up"
+    ),
     path("threads", views.ThreadListApi.as_view(), name="api-threads"),
     path("threads/<str:thread_id>", views.ThreadDetailApi.as_view(), name="api-thread"),
     path("threads/<str:thread_id>/export", views.ThreadExportApi.as_view(), name="api-thread-export"),

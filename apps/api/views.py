@@ -25,9 +25,10 @@ from apps.conversations import privacy
 from apps.conversations.models import Message, Thread
 from apps.conversations.services import ReplyRefused, operator_reply
 from apps.kapso.errors import KapsoError
+from apps.webhooks.catchup import connection_catch_up
 from apps.whatsapp import services as whatsapp
 from apps.whatsapp.hours import HoursInvalid
-from apps.whatsapp.models import WhatsAppConnection
+from apps.whatsapp.models import ConnectionStatus, WhatsAppConnection
 
 from . import serializers as s
 
@@ -185,6 +186,21 @@ class ConnectionDetailApi(APIView):
             if contacts:
                 whatsapp.connection_set_contacts(connection=connection, **contacts)
         return Response(s.ConnectionSerializer(connection).data)
+
+
+class ConnectionCatchUpApi(APIView):
+    def post(self, request, connection_id: str):
+        """Ingest the inbound messages Kapso has for this number and Switchboard missed (an outage
+        longer than Kapso's retries): new ones are answered, old ones flagged for a person. 409 for
+        a number that is not connected; 502 when Kapso cannot be asked (nothing changed)."""
+        connection = _owned(_connections(request), connection_id, "connection")
+        if connection.status != ConnectionStatus.CONNECTED:
+            return _error(409, "Only a connected number can be checked for missed messages.")
+        try:
+            result = connection_catch_up(connection=connection)
+        except KapsoError as exc:
+            return _error(502, f"Kapso: {exc.message}")
+        return Response(s.CatchUpSerializer(result).data)
 
 
 # --- Threads and messages ----------------------------------------------------------------------

@@ -53,6 +53,7 @@ org_patterns = [
     path("connections/<str:connection_id>/contacts/", connections.connection_contacts, name="connection-contacts"),
     path("connections/<str:connection_id>/switch/", connections.connection_switch, name="connection-switch"),
     path("connections/<str:connection_id>/reconnect/", connections.connection_reconnect, name="connection-reconnect"),
+    path("connections/<str:connection_id>/catch-up/", connections.connection_catch_up, name="connection-catch-up"),
     path(
         "connections/<str:connection_id>/disconnect/", connections.connection_disconnect, name="connection-disconnect"
     ),

@@ -104,22 +104,27 @@ def get_phone_number(phone_number_id: str) -> dict:
     return _platform("GET", f"/whatsapp/phone_numbers/{phone_number_id}")
 
 
+def find_customer(*, external_customer_id: str) -> dict | None:
+    """The customer created earlier with this `external_customer_id`, if any."""
+    found = _platform("GET", "/customers", params={"external_customer_id": external_customer_id})
+    matches = [c for c in found or [] if isinstance(c, dict) and c.get("external_customer_id") == external_customer_id]
+    return matches[0] if matches else None
+
+
 def register_message_webhook(*, phone_number_id: str, url: str, secret_key: str) -> dict:
-    """A number-scoped webhook for message events, v2 payloads, with a secret only we know."""
-    return _platform(
-        "POST",
-        f"/whatsapp/phone_numbers/{phone_number_id}/webhooks",
-        json={
-            "whatsapp_webhook": {
-                "url": url,
-                "secret_key": secret_key,
-                "events": MESSAGE_WEBHOOK_EVENTS,
-                "kind": "kapso",
-                "active": True,
-                "payload_version": "v2",
-            }
-        },
-    )
+    """A number-scoped webhook for message events, v2 payloads, with a secret only we know.
+
+    Idempotent: the number's webhooks are listed first and one already pointing at `url` is reused
+    with the new secret (the others at `url` are deleted). So a create whose answer was lost (Kapso
+    made the webhook, we never stored its secret) is repaired by the next try, not duplicated."""
+    webhook = {"url": url, "secret_key": secret_key, "events": MESSAGE_WEBHOOK_EVENTS, "active": True}
+    path = f"/whatsapp/phone_numbers/{phone_number_id}/webhooks"
+    ours = [hook for hook in _platform("GET", path) or [] if isinstance(hook, dict) and hook.get("url") == url]
+    if not ours:
+        return _platform("POST", path, json={"whatsapp_webhook": {**webhook, "kind": "kapso", "payload_version": "v2"}})
+    for extra in ours[1:]:
+        delete_message_webhook(phone_number_id=phone_number_id, webhook_id=extra["id"])
+    return _platform("PATCH", f"{path}/{ours[0]['id']}", json={"whatsapp_webhook": webhook})
 
 
 def delete_message_webhook(*, phone_number_id: str, webhook_id: str) -> None:

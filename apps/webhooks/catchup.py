@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.conversations import services as conversations
-from apps.conversations.models import Direction, Message
+from apps.conversations.models import Direction, Message, Thread
 from apps.kapso import client as kapso
 from apps.kapso.payloads import MESSAGE_RECEIVED, PayloadError, parse_inbound
 from apps.whatsapp.models import ConnectionStatus, WhatsAppConnection
@@ -63,9 +63,25 @@ def connection_catch_up(*, connection: WhatsAppConnection) -> CatchUpResult:
         if late:
             recorded = conversations.inbound_messages_record(connection=connection, messages=late)
             new_ids = [message_id for _, ids in recorded.values() for message_id in ids]
-            Message.objects.filter(pk__in=new_ids).update(needs_attention=True, updated_at=timezone.now())
+            now = timezone.now()
+            Message.objects.filter(pk__in=new_ids).update(needs_attention=True, updated_at=now)
+            # Their threads join the inbox's "needs a person" list.
+            waiting = [thread_id for thread_id, (_, ids) in recorded.items() if ids]
+            Thread.objects.filter(pk__in=waiting, needs_person_since__isnull=True).update(needs_person_since=now)
     logger.info("caught up %d missed messages for %s (%d flagged)", len(items), connection.pk, len(late))
     return CatchUpResult(found=len(items), answered=len(fresh), flagged=len(late))
+
+
+def catch_up_words(result: CatchUpResult) -> str:
+    """What a catch-up found, for an operator."""
+    if not result.found:
+        return "No missed messages: Switchboard has everything Kapso received for this number."
+    words = f"Found {result.found} missed message{'s' if result.found != 1 else ''}"
+    if result.answered:
+        words += f"; {result.answered} will be answered now"
+    if result.flagged:
+        words += f"; {result.flagged} arrived too long ago to answer automatically and are marked for a person"
+    return words + "."
 
 
 def _since(connection: WhatsAppConnection):

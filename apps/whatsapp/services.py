@@ -26,7 +26,11 @@ def org_kapso_customer_id(*, org: Organization) -> str:
     with transaction.atomic():
         locked = Organization.objects.select_for_update().get(pk=org.pk)
         if not locked.kapso_customer_id:
-            customer = kapso.create_customer(name=locked.name, external_customer_id=f"org_{locked.id}")
+            # An earlier try may have created it and lost the answer (a timeout): look it up first.
+            external_id = f"org_{locked.id}"
+            customer = kapso.find_customer(external_customer_id=external_id) or kapso.create_customer(
+                name=locked.name, external_customer_id=external_id
+            )
             locked.kapso_customer_id = customer["id"]
             locked.save(update_fields=["kapso_customer_id", "updated_at"])
         org.kapso_customer_id = locked.kapso_customer_id
@@ -122,10 +126,14 @@ def _attach_number(connection: WhatsAppConnection, phone_number_id: str) -> None
 
 
 def connection_mark_disconnected(*, phone_number_id: str) -> WhatsAppConnection | None:
+    """`whatsapp.phone_number.deleted`: Kapso removes the number and, with it, its webhooks. The
+    webhook id is forgotten so that a later `created` for the same number registers a new one (its
+    secret is kept meanwhile, so late deliveries still verify: stored, never answered)."""
     connection = WhatsAppConnection.objects.filter(phone_number_id=phone_number_id).first()
     if connection is not None:
         connection.status = ConnectionStatus.DISCONNECTED
-        connection.save(update_fields=["status", "updated_at"])
+        connection.kapso_webhook_id = ""
+        connection.save(update_fields=["status", "kapso_webhook_id", "updated_at"])
     return connection
 
 

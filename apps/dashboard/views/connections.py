@@ -13,6 +13,7 @@ from apps.agents.models import Agent
 from apps.kapso.errors import KapsoError
 from apps.orgs.access import get_for_org_or_404
 from apps.orgs.models import Role
+from apps.webhooks import catchup
 from apps.webhooks.models import WebhookEvent
 from apps.whatsapp import services as whatsapp
 from apps.whatsapp.models import ConnectionStatus, WhatsAppConnection
@@ -134,7 +135,9 @@ def connection_detail(request: HttpRequest, connection_id: str) -> HttpResponse:
     contacts_form = AllowedContactsForm(initial={"allowed_contacts": "\n".join(connection.allowed_contacts),
                                                  "not_allowed_text": connection.not_allowed_text})
     context = {"connection": connection, "deliveries": deliveries, "contacts_form": contacts_form,
-               "agents": list(Agent.objects.filter(org=request.org).order_by("name"))}
+               "agents": list(Agent.objects.filter(org=request.org).order_by("name")),
+               "catch_up_minutes": max(1, round(settings.KAPSO_CATCHUP_INTERVAL_SECONDS / 60)),
+               "catch_up_max_age": _duration_words(settings.KAPSO_CATCHUP_MAX_AGE_SECONDS)}
     return render(request, "dashboard/connection_detail.html", context)
 
 
@@ -155,6 +158,13 @@ def connection_contacts(request: HttpRequest, connection_id: str) -> HttpRespons
     # 200 with the errors in the card: htmx swaps only successful responses.
     return render(request, "dashboard/connection_detail.html#contacts",
                   {"connection": connection, "contacts_form": form, "saved": saved})
+
+
+def _duration_words(seconds: float) -> str:
+    hours, minutes = int(seconds // 3600), round(seconds % 3600 / 60)
+    if hours and not minutes:
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    return f"{int(seconds // 60)} minutes"
 
 
 @require_GET
@@ -229,4 +239,21 @@ def connection_disconnect(request: HttpRequest, connection_id: str) -> HttpRespo
                                   "be sent.")
     else:
         messages.success(request, f"{connection} is disconnected. Reconnect it any time.")
+    return redirect("connection", org_slug=request.org.slug, connection_id=connection.pk)
+
+
+@require_POST
+@org_view()
+def connection_catch_up(request: HttpRequest, connection_id: str) -> HttpResponse:
+    """Look in Kapso's history for messages this number received while Switchboard missed them."""
+    connection = _connection(request, connection_id)
+    if connection.status != ConnectionStatus.CONNECTED:
+        messages.error(request, "Only a connected number can be checked for missed messages.")
+        return redirect("connection", org_slug=request.org.slug, connection_id=connection.pk)
+    try:
+        result = catchup.connection_catch_up(connection=connection)
+    except KapsoError as error:
+        messages.error(request, _kapso_problem(error))
+        return redirect("connection", org_slug=request.org.slug, connection_id=connection.pk)
+    messages.success(request, catchup.catch_up_words(result))
     return redirect("connection", org_slug=request.org.slug, connection_id=connection.pk)
