@@ -354,3 +354,15 @@ def test_searching_newest_first_and_through_the_indexes_give_the_same_pages(conn
                 return seen
 
     assert pages(window=1000) == pages(window=0) == pages(window=4)
+
+
+def test_a_tap_shows_as_a_tap_under_the_message_it_quotes(client, operator, thread):
+    add_message(thread, "Shall we confirm your order?", direction="outbound", author="agent", status="read",
+                wamid="wamid.question")
+    add_message(thread, "Yes", type="interactive", reply_to_wamid="wamid.question",
+                media={"choice": {"kind": "button_reply", "id": "btn_yes", "title": "Yes"}})
+
+    body = signed_in(client, operator).get(org_url("thread", thread.org, thread_id=thread.pk)).content.decode()
+
+    assert '<div class="quote"><span class="sr-only">Replying to: </span>Shall we confirm your order?</div>' in body
+    assert '<div class="tap">Tapped the button</div>' in body and "<strong>Yes</strong>" in body

@@ -9,6 +9,12 @@ class AgentMode(models.TextChoices):
     TASK = "task", "Task: answers each message on its own"
 
 
+class ReplyThreading(models.TextChoices):
+    NONE = "none", "Never quote"
+    ALWAYS = "always", "Always quote the message answered"
+    AUTO = "auto", "Quote when answering an earlier message"
+
+
 class Agent(OrgOwnedModel):
     name = models.CharField(max_length=100)
     slug = models.SlugField(max_length=60)
@@ -40,6 +46,12 @@ class Agent(OrgOwnedModel):
     turn_timeout_seconds = models.PositiveIntegerField(null=True, blank=True)  # empty = no limit
     # Wait this long for a contact to stop typing before answering; 0 = answer at once.
     debounce_seconds = models.PositiveSmallIntegerField(default=0)
+    # Whether the model takes images; null: as known for the model (apps/agents/llm.accepts_images).
+    model_accepts_images = models.BooleanField(null=True, blank=True)
+    # {provider, name} of a model for turns with images when the agent's own model takes none.
+    vision_model = models.JSONField(default=dict, blank=True)
+    # Quote the contact's message in replies: never, always, or when answering an earlier one.
+    reply_threading = models.CharField(max_length=8, choices=ReplyThreading.choices, default=ReplyThreading.NONE)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["org", "slug"], name="agent_unique_slug")]
@@ -54,6 +66,8 @@ class Agent(OrgOwnedModel):
             spec["temperature"] = self.temperature
         if self.max_tokens is not None:
             spec["max_tokens"] = self.max_tokens
+        if self.model_accepts_images is not None:
+            spec["vision"] = self.model_accepts_images
         return spec
 
 

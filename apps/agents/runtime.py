@@ -18,6 +18,7 @@ from apps.conversations import selectors
 from apps.conversations.models import Direction
 
 from . import llm, services
+from . import media as agent_media
 from .models import AgentMode, RunStatus, ToolCall
 from .services import TurnOutcome
 from .tools import ToolContext, ToolError, tool_run, tool_specs
@@ -63,17 +64,42 @@ def system_prompt_for(*, org, agent, thread) -> str:
     return render_prompt(agent.system_prompt, prompt_values(org=org, agent=agent, thread=thread)) + CONTACT_TEXT_IS_DATA
 
 
-def conversation_for_model(history, max_input_chars: int | None = None) -> list[dict]:
+def conversation_for_model(
+    history, max_input_chars: int | None = None, *, thread=None, images_for: frozenset = frozenset()
+) -> list[dict]:
+    """The history in the model's terms. Messages in `images_for` carry their photo as image
+    content; a message that quotes another says so: "(replying to: …)"."""
+    quoted = selectors.quoted_messages(thread=thread, wamids=[m.reply_to_wamid for m in history]) if thread else {}
     messages = []
     for message in history:
         role = "user" if message.direction == Direction.INBOUND else "assistant"
-        text = message.text or f"[{message.type} message]"
+        content = agent_media.model_content(message, images=message.pk in images_for)
+        text = content if isinstance(content, str) else content[0]["text"]
         if role == "user" and max_input_chars and len(text) > max_input_chars:
             # Cut, and said so: the model should not answer as if it had read everything.
             text = text[:max_input_chars] + f"\n[The customer's message was cut here: it was longer than " \
                                               f"{max_input_chars} characters.]"
-        messages.append({"role": role, "content": text})
+        original = quoted.get(message.reply_to_wamid)
+        if original is not None and role == "user":
+            text = f"(replying to: “{_short(original.text or f'[{original.type} message]')}”) {text}"
+        content = text if isinstance(content, str) else [{"type": "text", "text": text}, *content[1:]]
+        messages.append({"role": role, "content": content})
     return messages
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def turn_model(agent, answered: list) -> tuple[dict, bool]:
+    """The model for this turn and whether it gets images: the agent's own, or its `vision_model`
+    when the messages answered carry images that the agent's model cannot take."""
+    model = agent.model
+    if llm.accepts_images(model):
+        return model, True
+    if agent.vision_model and agent_media.has_images(answered):
+        return {**agent.vision_model, "vision": True}, True
+    return model, False
 
 
 def turn_execute(*, run, agent, thread, heartbeat: Callable[[], bool]) -> TurnOutcome:
@@ -111,11 +137,17 @@ def _answer(*, run, agent, thread, answered, since, heartbeat) -> TurnOutcome:
     context = ToolContext(org=run.org, connection=thread.connection, thread=thread, run=run, agent=agent)
     system = system_prompt_for(org=run.org, agent=agent, thread=thread)
     history = history_of(run=run, agent=agent, thread=thread, answered=answered, since=since)
-    messages = conversation_for_model(history, agent.max_input_chars)
+    answered_ids = {m.pk for m in answered}
+    answered_now = [m for m in history if m.pk in answered_ids]
+    agent_media.media_prepare(answered_now, offline=agent.model_provider == "offline")
+    model, images = turn_model(agent, answered_now)
+    # Only the photos of the messages answered now go as images: older ones were seen in their turn.
+    images_for = frozenset(answered_ids) if images else frozenset()
+    messages = conversation_for_model(history, agent.max_input_chars, thread=thread, images_for=images_for)
     specs = tool_specs(agent.tools or [], allowed_numbers=agent.allowed_numbers)
-    outcome = TurnOutcome(status=RunStatus.SUCCEEDED, pending_sends=context.pending_sends, model=_spec(agent.model))
+    outcome = TurnOutcome(status=RunStatus.SUCCEEDED, pending_sends=context.pending_sends, model=_spec(model))
     try:
-        _loop(agent, system, messages, specs, context, run, outcome, heartbeat)
+        _loop(agent, model, system, messages, specs, context, run, outcome, heartbeat)
     except llm.ModelError as error:
         # After the last retry (of the fallback model too): fail the run visibly, and the contact
         # still gets an answer.
@@ -130,25 +162,25 @@ def _spec(model: dict) -> dict:
     return {"provider": model.get("provider", ""), "name": model.get("name", "")}
 
 
-def _complete(agent, system, messages, specs, heartbeat, outcome: TurnOutcome) -> llm.ModelReply:
-    """The primary model, with its retries; when it still fails, the agent's fallback_model (with
-    retries of its own), which then answers the rest of the turn."""
+def _complete(agent, model, system, messages, specs, heartbeat, outcome: TurnOutcome) -> llm.ModelReply:
+    """The turn's model (the agent's, or its vision_model), with its retries; when it still fails,
+    the agent's fallback_model (with retries of its own), which then answers the rest of the turn."""
     fallback = agent.fallback_model or None
     if fallback and outcome.model == _spec(fallback):
         return _complete_with_retries(fallback, system, messages, specs, heartbeat)
     try:
-        return _complete_with_retries(agent.model, system, messages, specs, heartbeat)
+        return _complete_with_retries(model, system, messages, specs, heartbeat)
     except llm.ModelError as error:
         if not fallback:
             raise
-        logger.warning("model %s failed (%s); asking the fallback model %s", _spec(agent.model), error, fallback)
+        logger.warning("model %s failed (%s); asking the fallback model %s", _spec(model), error, fallback)
         outcome.model = _spec(fallback)
         return _complete_with_retries(fallback, system, messages, specs, heartbeat)
 
 
-def _loop(agent, system, messages, specs, context, run, outcome: TurnOutcome, heartbeat) -> None:
+def _loop(agent, model, system, messages, specs, context, run, outcome: TurnOutcome, heartbeat) -> None:
     for step in range(max(1, agent.max_steps)):
-        reply = _complete(agent, system, messages, specs, heartbeat, outcome)
+        reply = _complete(agent, model, system, messages, specs, heartbeat, outcome)
         outcome.input_tokens += reply.input_tokens
         outcome.output_tokens += reply.output_tokens
         if not reply.tool_calls:

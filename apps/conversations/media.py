@@ -150,3 +150,13 @@ def media_purge_expired() -> int:
         )
         count += 1
     return count
+
+
+def message_media_annotate(*, message_id: uuid.UUID, **notes: str) -> dict:
+    """Add what was learnt from a message's media (a transcript, a document's text) to its `media`,
+    in one statement so a concurrent fetch cannot lose it. Returns the new `media`."""
+    with transaction.atomic():
+        message = Message.objects.select_for_update(of=("self",)).only("media").get(pk=message_id)
+        message.media = {**message.media, **notes}
+        Message.objects.filter(pk=message_id).update(media=message.media, updated_at=timezone.now())
+    return message.media

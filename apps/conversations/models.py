@@ -170,6 +170,9 @@ class Message(OrgOwnedModel):
     media_status = models.CharField(max_length=8, choices=MediaStatus.choices, blank=True, default="")
     media_file = models.FileField(upload_to=media_upload_to, max_length=300, blank=True, default="")
     wamid = models.CharField(max_length=200, null=True, blank=True)
+    # The wamid this message quotes: inbound, Kapso's `message.context.id`; outbound, the
+    # `context.message_id` it is sent with (reply threading).
+    reply_to_wamid = models.CharField(max_length=200, blank=True, default="")
     status = models.CharField(max_length=10, choices=MessageStatus.choices)
     error_code = models.CharField(max_length=32, blank=True, default="")
     error_text = models.TextField(blank=True, default="")

@@ -37,6 +37,15 @@ def thread_messages_page(*, thread: Thread, limit: int, before: datetime | None 
     return page, (page[0].created_at if more and page else None)
 
 
+def quoted_messages(*, thread: Thread, wamids: list[str]) -> dict[str, Message]:
+    """The thread's messages with these wamids (what contacts' replies quote), by wamid."""
+    wamids = [w for w in wamids if w]
+    if not wamids:
+        return {}
+    rows = Message.objects.filter(thread=thread, wamid__in=wamids).only("wamid", "text", "type", "author", "direction")
+    return {row.wamid: row for row in rows}
+
+
 def recent_outbound(*, thread: Thread, limit: int) -> list[Message]:
     return list(
         Message.objects.filter(thread=thread, direction=Direction.OUTBOUND).order_by("-created_at", "-id")[:limit]
@@ -70,7 +79,8 @@ def history_for_turn(*, thread: Thread, run_id, window: int, since: datetime | N
         .exclude(status="failed", direction=Direction.OUTBOUND)
         .exclude(raw__has_key=NOTICE_KEY)  # acknowledgements and other notices are not the conversation
         .order_by("-created_at", "-id")
-        .only("direction", "author", "text", "created_at", "run_id")
+        .only("direction", "author", "type", "text", "media", "media_status", "media_file", "reply_to_wamid",
+              "wamid", "created_at", "run_id")
     )
     history = list(reversed(qs[:window]))
     answered_now = [m for m in history if m.direction == Direction.INBOUND and m.run_id == run_id]

@@ -152,6 +152,7 @@ def _received_row(connection: WhatsAppConnection, item: InboundMessage, now: dat
         wamid=item.wamid, status=MessageStatus.SENT if outbound else MessageStatus.RECEIVED,
         sent_at=sent_at if outbound else None, raw=item.raw,
         media_status=MediaStatus.PENDING if has_media(item.type) else MediaStatus.NONE,
+        reply_to_wamid=item.reply_to,
     )
 
 

@@ -140,6 +140,7 @@ class InboundMessage:
     def starts_turn(self) -> bool:
         """History backfilled on import and our own outbound echoes are stored but never answered."""
         return self.direction != "outbound" and self.origin != "history_sync" and not self.is_reaction
+    reply_to: str = ""  # the wamid the contact quoted (`message.context.id`)
 
 
 @dataclass
@@ -235,7 +236,7 @@ def parse_inbound(payload: dict) -> InboundMessage:
         contact_name=contact_name[:200],
         type=kind[:16],
         text=render_text(message, kapso),
-        media=media_of(message, kapso),
+        media=media_of(message, kapso) or choice_of(message),
         sent_at=_timestamp(message.get("timestamp")),
         conversation_id=_str(conversation.get("id") or kapso.get("whatsapp_conversation_id"))[:64],
         raw=payload,
@@ -243,6 +244,7 @@ def parse_inbound(payload: dict) -> InboundMessage:
         direction=direction,
         reaction_to=_str(reaction.get("message_id"))[:200],
         emoji=_str(reaction.get("emoji"))[:32],
+        reply_to=_str(_dict(message.get("context")).get("id"))[:200],
     )
 
 
@@ -303,6 +305,21 @@ def media_of(message: dict, kapso: dict) -> dict:
     if not media["content_type"]:
         media["content_type"] = _str(kind.get("mime_type"))
     return {key: value for key, value in media.items() if value}
+
+
+def choice_of(message: dict) -> dict:
+    """What a contact tapped: {"choice": {kind, id, title}} for a reply button, a list row or a
+    template's quick-reply button; {} for anything else."""
+    kind = _str(message.get("type"))
+    body = _dict(message.get(kind))
+    if kind == "interactive" and _str(body.get("type")) in ("button_reply", "list_reply"):
+        reply = _dict(body.get(_str(body.get("type"))))
+        tapped = {"kind": _str(body.get("type")), "id": _str(reply.get("id")), "title": _str(reply.get("title"))}
+    elif kind == "button":
+        tapped = {"kind": "button", "id": _str(body.get("payload")), "title": _str(body.get("text"))}
+    else:
+        return {}
+    return {"choice": {key: value[:256] for key, value in tapped.items()}}
 
 
 def render_text(message: dict, kapso: dict) -> str:

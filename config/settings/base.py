@@ -212,6 +212,15 @@ OLLAMA_API_KEY = env("OLLAMA_API_KEY")
 OLLAMA_BASE_URL = env("OLLAMA_BASE_URL", "http://127.0.0.1:11434/v1")
 ANTHROPIC_API_KEY = env("ANTHROPIC_API_KEY")
 ANTHROPIC_BASE_URL = env("ANTHROPIC_BASE_URL", "https://api.anthropic.com")
+# Voice notes without Kapso's transcript: an OpenAI-compatible /audio/transcriptions endpoint.
+# Empty base URL and key mean the `openai` provider's.
+TRANSCRIPTION_MODEL = env("TRANSCRIPTION_MODEL", "whisper-1")
+TRANSCRIPTION_BASE_URL = env("TRANSCRIPTION_BASE_URL")
+TRANSCRIPTION_API_KEY = env("TRANSCRIPTION_API_KEY")
+# What a model is given of a media file: images up to this size (larger ones are described in
+# words), and at most this many characters of a document's text.
+MODEL_IMAGE_MAX_BYTES = env_int("MODEL_IMAGE_MAX_BYTES", 5 * 1024 * 1024)
+MODEL_DOCUMENT_MAX_CHARS = env_int("MODEL_DOCUMENT_MAX_CHARS", 20000)
 MODEL_TIMEOUT_SECONDS = env_float("MODEL_TIMEOUT_SECONDS", 25.0)
 MODEL_MAX_ATTEMPTS = env_int("MODEL_MAX_ATTEMPTS", 3)
 MODEL_RETRY_BASE_SECONDS = env_float("MODEL_RETRY_BASE_SECONDS", 1.0)

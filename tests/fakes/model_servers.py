@@ -47,6 +47,9 @@ class ReceivedRequest:
 class ModelServer:
     """Queue, recording and lifecycle; subclasses say how replies look on the wire."""
 
+    def _transcribe(self, request: ReceivedRequest) -> "ScriptedReply":
+        return ScriptedReply(status=404, body={"error": {"message": "no transcription endpoint here"}})
+
     def __init__(self) -> None:
         self.requests: list[ReceivedRequest] = []
         self.default: ScriptedReply | None = None
@@ -139,6 +142,8 @@ class ModelServer:
     # --- serving (called from handler threads) ---------------------------------------------------
 
     def _serve(self, request: ReceivedRequest) -> ScriptedReply:
+        if request.path.endswith("/audio/transcriptions"):
+            return self._transcribe(request)
         with self._lock:
             self.requests.append(request)
             if self._replies:
@@ -147,7 +152,21 @@ class ModelServer:
 
 
 class OpenAIServer(ModelServer):
-    """POST …/chat/completions, as OpenAI, xAI, Groq, OpenRouter and Ollama answer it."""
+    """POST …/chat/completions, as OpenAI, xAI, Groq, OpenRouter and Ollama answer it; and
+    POST …/audio/transcriptions (multipart: `file`, `model`), answering `{"text": transcript}`."""
+
+    transcript = "Hello, I need help with my order"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.transcriptions: list[ReceivedRequest] = []  # kept apart from the chat requests
+
+    def _transcribe(self, request: ReceivedRequest) -> ScriptedReply:
+        with self._lock:
+            self.transcriptions.append(request)
+        if "multipart/form-data" not in request.headers.get("content-type", "") or 'name="file"' not in request.body:
+            return ScriptedReply(status=400, body=self.error_body(400, "a multipart `file` is required"))
+        return ScriptedReply(body={"text": self.transcript})
 
     def message_body(
         self, text: str, calls: list[tuple[str, str, dict]], input_tokens: int, output_tokens: int

@@ -5,7 +5,8 @@ translates it to each provider's wire format, and raises ModelError — classifi
 permanent — on every failure. It makes one attempt; the caller owns retries and backoff.
 
 Messages, oldest first:
-    {"role": "user", "content": str}
+    {"role": "user", "content": str | [part, ...]}   # parts: {"type": "text", "text"} and
+                                                    # {"type": "image", "media_type", "data" (base64)}
     {"role": "assistant", "content": str, "tool_calls": [ToolCallRequest, ...]}   # tool_calls optional
     {"role": "tool", "tool_call_id": str, "name": str, "content": str}            # content: JSON result
 """
@@ -54,6 +55,26 @@ class ModelError(Exception):
         self.transient = transient
         self.retry_after = retry_after
         self.status = status  # HTTP status; 0 when no response arrived or the call was never made
+
+
+# Model families known to accept images. An agent can say otherwise (`model_accepts_images`).
+_VISION_MODELS = re.compile(r"^(gpt-4o|gpt-4\.1|gpt-4-turbo|gpt-5|o[134]\b|o[134]-|claude-|chatgpt-4o|grok-.*vision|"
+                            r"grok-4|llava|gemini)", re.IGNORECASE)
+
+
+def accepts_images(model: dict) -> bool:
+    """Whether the model takes image content: the agent's own say (`vision`), else what is known."""
+    if model.get("vision") is not None:
+        return bool(model["vision"])
+    name = str(model.get("name") or "").rsplit("/", 1)[-1]  # "openai/gpt-4o" on OpenRouter
+    return bool(_VISION_MODELS.match(name))
+
+
+def text_of(content: str | list) -> str:
+    """The text parts of a message's content, joined (for a model or a stand-in that reads no images)."""
+    if isinstance(content, str):
+        return content
+    return "\n".join(part.get("text", "") for part in content if part.get("type") == "text")
 
 
 def complete(model: dict, system: str, messages: list[dict], tools: list[ToolSpec]) -> ModelReply:
@@ -195,3 +216,34 @@ def required_key(setting: str) -> str:
     if not key:
         raise ModelError(f"{setting} is not set", transient=False)
     return key
+
+
+# --- Transcription ------------------------------------------------------------------------------
+
+
+def transcribe(audio: bytes, *, filename: str, content_type: str) -> str:
+    """Speech to text through an OpenAI-compatible `/audio/transcriptions` endpoint (TRANSCRIPTION_*
+    settings; by default the `openai` provider's base URL and key with whisper-1)."""
+    base_url = (settings.TRANSCRIPTION_BASE_URL or settings.OPENAI_BASE_URL).rstrip("/")
+    key = settings.TRANSCRIPTION_API_KEY or settings.OPENAI_API_KEY
+    if not key:
+        raise ModelError("no key for transcription (TRANSCRIPTION_API_KEY or OPENAI_API_KEY)", transient=False)
+    try:
+        response = _http().post(
+            base_url + "/audio/transcriptions",
+            headers={"Authorization": f"Bearer {key}"},
+            data={"model": settings.TRANSCRIPTION_MODEL, "response_format": "json"},
+            files={"file": (filename, audio, content_type or "application/octet-stream")},
+            timeout=settings.MODEL_TIMEOUT_SECONDS,
+        )
+    except httpx.HTTPError as exc:
+        raise ModelError(f"transcription failed: {type(exc).__name__}: {exc}", transient=True) from exc
+    if response.status_code >= 400:
+        raise _http_error("transcription", response)
+    try:
+        text = response.json().get("text")
+    except (ValueError, AttributeError):
+        text = None
+    if not isinstance(text, str):
+        raise malformed("transcription", response.text)
+    return text.strip()

@@ -87,6 +87,12 @@ def _blocks(message: dict, names: dict[str, str]) -> tuple[str, list[dict]]:
     if role == "tool":
         result = {"type": "tool_result", "tool_use_id": message["tool_call_id"], "content": text}
         return "user", [result]
+    if isinstance(text, list):  # text and image parts; images as base64 sources (Anthropic's vision format)
+        return role, [
+            {"type": "image", "source": {"type": "base64", "media_type": part["media_type"], "data": part["data"]}}
+            if part["type"] == "image" else {"type": "text", "text": part["text"]}
+            for part in text if part["type"] == "image" or part.get("text")
+        ]
     blocks = [{"type": "text", "text": text}] if text else []
     if role == "assistant":
         calls = [as_tool_call(call) for call in message.get("tool_calls") or []]

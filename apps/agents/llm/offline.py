@@ -7,7 +7,7 @@ whatsapp.getStatus on offer, it calls that tool, then summarises the result it g
 import json
 import re
 
-from . import ModelReply, ToolCallRequest, ToolSpec
+from . import ModelReply, ToolCallRequest, ToolSpec, text_of
 
 STATUS_TOOL = "whatsapp.getStatus"
 INTRO = "[Demo bot] This is Switchboard's offline demo model."
@@ -22,7 +22,7 @@ def complete(model: dict, system: str, messages: list[dict], tools: list[ToolSpe
     results = [m for m in since_user if m.get("role") == "tool"]
     if results:
         return ModelReply(text=_status_summary(results[-1]), tool_calls=[])
-    user_text = (messages[last_user].get("content") or "") if last_user is not None else ""
+    user_text = text_of(messages[last_user].get("content") or "") if last_user is not None else ""
     if _STATUS_WORD.search(user_text) and any(tool.name == STATUS_TOOL for tool in tools):
         # The id depends only on the conversation, so the same input always yields the same reply.
         call = ToolCallRequest(id=f"offline-call-{len(messages)}", name=STATUS_TOOL, arguments={})

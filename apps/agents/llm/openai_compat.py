@@ -71,7 +71,18 @@ def _message(message: dict, names: dict[str, str]) -> dict:
         return {"role": "tool", "tool_call_id": message["tool_call_id"], "content": message["content"]}
     if role == "assistant":
         return _assistant_message(message, names)
-    return {"role": role, "content": message["content"]}
+    return {"role": role, "content": _content(message["content"])}
+
+
+def _content(content: str | list) -> str | list:
+    """Image parts as data URLs in `image_url` parts (OpenAI's vision format)."""
+    if isinstance(content, str):
+        return content
+    return [
+        {"type": "image_url", "image_url": {"url": f"data:{part['media_type']};base64,{part['data']}"}}
+        if part["type"] == "image" else {"type": "text", "text": part["text"]}
+        for part in content
+    ]
 
 
 def _assistant_message(message: dict, names: dict[str, str]) -> dict:

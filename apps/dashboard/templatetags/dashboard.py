@@ -7,7 +7,7 @@ from django import template
 from django.urls import reverse
 from django.utils import timezone
 
-from apps.conversations.selectors import window_state
+from apps.conversations.selectors import quoted_messages, window_state
 
 from ..words import send_error_words
 
@@ -116,6 +116,14 @@ def media_src(message, org_slug: str) -> str:
     if message.media_status != "stored":
         return ""
     return reverse("message-media", args=[org_slug, message.thread_id, message.pk])
+
+
+@register.filter
+def quoted_message(message):
+    """The message of the same thread that this one quotes, if we have it."""
+    if not message.reply_to_wamid:
+        return None
+    return quoted_messages(thread=message.thread_id, wamids=[message.reply_to_wamid]).get(message.reply_to_wamid)
 
 
 @register.filter

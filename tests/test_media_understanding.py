@@ -1,0 +1,258 @@
+"""What the model gets of a contact's media: image content (OpenAI and Anthropic formats) when the
+model takes images, a vision_model otherwise, voice-note transcripts, documents' text, quotes."""
+
+import base64
+import copy
+
+import pytest
+from django.utils import timezone
+
+from apps.agents import llm, services
+from apps.agents.tasks import run_turn
+from apps.conversations.models import Message
+from apps.conversations.services import inbound_messages_record
+from apps.kapso.payloads import parse_inbound
+from tests.fakes.kapso_server import fixture
+from tests.fakes.model_servers import AnthropicServer, OpenAIServer
+from tests.media_files import PNG, docx_with_text, pdf_with_text
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def receive(connection, payload) -> str:
+    payload = copy.deepcopy(payload)
+    payload["message"]["timestamp"] = str(int(timezone.now().timestamp()))
+    recorded = inbound_messages_record(connection=connection, messages=[parse_inbound(payload)])
+    [(thread_id, (_, ids))] = recorded.items()
+    return str(
+        services.run_request(
+            org_id=connection.org_id, thread_id=thread_id, agent_id=connection.agent_id, message_ids=ids
+        )
+    )
+
+
+def media_payload(name: str, kapso, *, content: bytes, content_type: str, filename: str, **message) -> dict:
+    payload = copy.deepcopy(fixture(name))
+    url = kapso.add_media(filename, content, content_type)
+    payload["message"]["kapso"].update(
+        media_url=url,
+        media_data={"url": url, "filename": filename, "content_type": content_type, "byte_size": len(content)},
+    )
+    payload["message"].update(message)
+    return payload
+
+
+def image_payload(kapso):
+    return media_payload(
+        "whatsapp.message.received__image", kapso, content=PNG, content_type="image/png", filename="part.png"
+    )
+
+
+@pytest.fixture
+def openai(settings, agent):
+    with OpenAIServer() as server:
+        settings.OPENAI_BASE_URL = server.url + "/v1"
+        settings.OPENAI_API_KEY = "sk-test"
+        agent.model_provider, agent.model_name = "openai", "gpt-4o"
+        agent.save()
+        server.default = None
+        yield server
+
+
+def last_user_content(body: dict):
+    return [m for m in body["messages"] if m["role"] == "user"][-1]["content"]
+
+
+def test_an_image_reaches_an_openai_vision_model_as_image_content(connection, kapso, openai):
+    openai.reply_text("That is the right part.")
+
+    run_turn(receive(connection, image_payload(kapso)))
+
+    content = last_user_content(openai.requests[0].body)
+    text, image = content
+    assert text["type"] == "text" and "Is this the right part?" in text["text"]
+    assert image == {
+        "type": "image_url",
+        "image_url": {"url": "data:image/png;base64," + base64.b64encode(PNG).decode()},
+    }
+    assert Message.objects.get(direction="inbound").media_status == "stored"  # fetched once, by the turn
+
+
+def test_an_image_reaches_claude_as_a_base64_image_block(connection, kapso, agent, settings):
+    with AnthropicServer() as server:
+        settings.ANTHROPIC_BASE_URL, settings.ANTHROPIC_API_KEY = server.url, "sk-ant-test"
+        agent.model_provider, agent.model_name = "anthropic", "claude-sonnet-4-5"
+        agent.save()
+        server.reply_text("Yes.")
+
+        run_turn(receive(connection, image_payload(kapso)))
+
+        blocks = server.requests[0].body["messages"][-1]["content"]
+    assert {
+        "type": "image",
+        "source": {"type": "base64", "media_type": "image/png", "data": base64.b64encode(PNG).decode()},
+    } in blocks
+
+
+def test_a_model_without_vision_gets_a_description(connection, kapso, openai, agent):
+    agent.model_name = "gpt-3.5-turbo"
+    agent.save()
+    openai.reply_text("I cannot see images.")
+
+    run_turn(receive(connection, image_payload(kapso)))
+
+    content = last_user_content(openai.requests[0].body)
+    assert isinstance(content, str) and content.startswith("[Image: part.png]")
+
+
+def test_a_turn_with_an_image_goes_to_the_vision_model_when_the_agents_model_takes_none(
+    connection, kapso, openai, agent
+):
+    agent.model_name, agent.vision_model = "gpt-3.5-turbo", {"provider": "openai", "name": "gpt-4.1-mini"}
+    agent.save()
+    openai.reply_text("That is the right part.")
+
+    run_turn(receive(connection, image_payload(kapso)))
+
+    body = openai.requests[0].body
+    assert body["model"] == "gpt-4.1-mini"
+    assert last_user_content(body)[1]["type"] == "image_url"
+
+
+def test_the_vision_capability_can_be_set_per_agent(agent):
+    assert llm.accepts_images({"provider": "openai", "name": "gpt-4o-mini"})
+    assert llm.accepts_images({"provider": "anthropic", "name": "claude-3-5-haiku-latest"})
+    assert not llm.accepts_images({"provider": "groq", "name": "llama-3.1-8b-instant"})
+    agent.model_provider, agent.model_name, agent.model_accepts_images = "ollama", "my-own-vlm", True
+    assert llm.accepts_images(agent.model)
+    agent.model_name, agent.model_accepts_images = "gpt-4o", False
+    assert not llm.accepts_images(agent.model)
+
+
+def test_a_voice_note_without_a_transcript_is_transcribed_and_its_text_reaches_the_model(connection, kapso, openai):
+    payload = media_payload(
+        "whatsapp.message.received__audio_transcript",
+        kapso,
+        content=b"OggS fake opus",
+        content_type="audio/ogg",
+        filename="voice.ogg",
+    )
+    del payload["message"]["kapso"]["transcript"]
+    payload["message"]["kapso"]["content"] = "[Audio attached] (voice.ogg)"
+    openai.transcript = "Where is my parcel?"
+    openai.reply_text("It ships today.")
+
+    run_turn(receive(connection, payload))
+
+    (transcription,) = openai.transcriptions
+    assert transcription.path == "/v1/audio/transcriptions"
+    assert 'name="model"\r\n\r\nwhisper-1' in transcription.body and "OggS fake opus" in transcription.body
+    assert "Transcript: Where is my parcel?" in last_user_content(openai.requests[0].body)
+    assert Message.objects.get(direction="inbound").media["transcript"] == "Where is my parcel?"  # shown to operators
+
+
+def test_kapsos_transcript_is_used_as_it_is(connection, kapso, openai):
+    payload = media_payload(
+        "whatsapp.message.received__audio_transcript",
+        kapso,
+        content=b"OggS",
+        content_type="audio/ogg",
+        filename="voice.ogg",
+    )
+    payload["message"]["kapso"]["transcript"] = {"text": "Hello, I need help with my order"}
+    openai.reply_text("Sure.")
+
+    run_turn(receive(connection, payload))
+
+    assert openai.transcriptions == []
+    assert "Transcript: Hello, I need help with my order" in last_user_content(openai.requests[0].body)
+
+
+def test_transcription_goes_where_the_settings_say(connection, kapso, openai, settings):
+    with OpenAIServer() as whisper:
+        settings.TRANSCRIPTION_BASE_URL, settings.TRANSCRIPTION_MODEL = whisper.url + "/v1", "whisper-large-v3"
+        whisper.transcript = "Call me back"
+        payload = media_payload(
+            "whatsapp.message.received__audio_transcript",
+            kapso,
+            content=b"OggS",
+            content_type="audio/ogg",
+            filename="voice.ogg",
+        )
+        del payload["message"]["kapso"]["transcript"]
+        openai.reply_text("Will do.")
+
+        run_turn(receive(connection, payload))
+
+        assert openai.transcriptions == [] and "whisper-large-v3" in whisper.transcriptions[0].body
+    assert "Call me back" in last_user_content(openai.requests[0].body)
+
+
+def test_a_pdfs_text_reaches_the_model_with_its_file_name(connection, kapso, openai):
+    payload = media_payload(
+        "whatsapp.message.received__image",
+        kapso,
+        content=pdf_with_text("Invoice 1234 total 56 EUR"),
+        content_type="application/pdf",
+        filename="invoice.pdf",
+        type="document",
+        document={"id": "555", "filename": "invoice.pdf", "mime_type": "application/pdf"},
+    )
+    openai.reply_text("Thanks for the invoice.")
+
+    run_turn(receive(connection, payload))
+
+    content = last_user_content(openai.requests[0].body)
+    assert "Text of invoice.pdf:\nInvoice 1234 total 56 EUR" in content
+
+
+def test_a_word_documents_text_reaches_the_model(connection, kapso, openai, settings):
+    settings.MODEL_DOCUMENT_MAX_CHARS = 30
+    docx_type = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    payload = media_payload(
+        "whatsapp.message.received__image",
+        kapso,
+        content=docx_with_text("Order 77: two chairs", "x" * 100),
+        content_type=docx_type,
+        filename="order.docx",
+        type="document",
+        document={"id": "556", "filename": "order.docx"},
+    )
+    openai.reply_text("Noted.")
+
+    run_turn(receive(connection, payload))
+
+    content = last_user_content(openai.requests[0].body)
+    assert "Order 77: two chairs" in content and "x" * 20 not in content  # capped
+
+
+def test_a_quoted_message_reaches_the_model_as_replying_to(connection, kapso, openai):
+    openai.reply_text("First answer.")
+    first = copy.deepcopy(fixture("whatsapp.message.received__text"))
+    first["message"]["text"] = {"body": "Do you ship to Spain?"}
+    run_turn(receive(connection, first))
+    tap = copy.deepcopy(fixture("whatsapp.message.received__button_reply"))
+    tap["message"]["context"]["id"] = first["message"]["id"]
+    openai.reply_text("Great.")
+
+    run_turn(receive(connection, tap))
+
+    assert last_user_content(openai.requests[1].body) == (
+        "(replying to: “Do you ship to Spain?”) [Tapped the button “Yes” (id: btn_yes)]"
+    )
+
+
+def test_a_list_reply_reaches_the_model_as_the_chosen_row(connection, openai):
+    tap = copy.deepcopy(fixture("whatsapp.message.received__button_reply"))
+    tap["message"]["interactive"] = {
+        "type": "list_reply",
+        "list_reply": {"id": "row_express", "title": "Express Shipping", "description": "1-2 business days"},
+    }
+    del tap["message"]["context"]
+    openai.reply_text("Express it is.")
+
+    run_turn(receive(connection, tap))
+
+    assert last_user_content(openai.requests[0].body) == "[Tapped the list option “Express Shipping” (id: row_express)]"
+    message = Message.objects.get(direction="inbound")
+    assert message.text == "Express Shipping (1-2 business days)"  # what operators read
