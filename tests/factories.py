@@ -6,7 +6,7 @@ import uuid
 
 from django.contrib.auth import get_user_model
 
-from apps.agents.models import Agent
+from apps.agents.models import Agent, AgentRun
 from apps.conversations.models import Thread
 from apps.orgs.models import Membership, Organization, Role
 from apps.orgs.services import api_key_create
@@ -61,3 +61,15 @@ def make_api_key(org: Organization) -> str:
 def compact(payload: dict) -> bytes:
     """The bytes Kapso sends: compact JSON."""
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def work_off_turn(thread: Thread) -> AgentRun:
+    """What the workers do with the thread's requested turn: the `agents` queue runs it (claim, turn,
+    finish), then the `default` queue drains the outbox. Returns the finished run."""
+    from apps.agents.tasks import run_turn
+    from apps.conversations.tasks import outbox_drain
+
+    run = AgentRun.objects.get(thread=thread, status="pending")
+    run_turn(str(run.pk))
+    outbox_drain(str(thread.pk))
+    return AgentRun.objects.get(pk=run.pk)

@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from apps.conversations.models import Message, Thread
+from apps.whatsapp.services import playground_connection
 from tests.conftest import json_of
 from tests.factories import make_connection, make_thread
 
@@ -235,8 +236,7 @@ def test_it_never_replies_in_another_orgs_thread(api, their_thread):
 
 def test_it_leaves_out_the_dashboards_playground_threads(api, org, agent, thread):
     # A playground thread talks to an agent inside the dashboard and never reaches WhatsApp.
-    playground = Thread.objects.create(org=org, connection=None, playground_agent=agent,
-                                       external_id="playground:1", contact_phone="")
+    playground = make_thread(playground_connection(agent=agent), "+15550100100")
 
     assert [t["id"] for t in json_of(api.get("/api/v1/threads"))["results"]] == [str(thread.id)]
     assert api.get(f"/api/v1/threads/{playground.id}").status_code == 404

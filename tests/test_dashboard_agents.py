@@ -3,10 +3,11 @@
 
 import pytest
 
+from apps.agents import playground
 from apps.agents.models import Agent, AgentRun, ToolCall
 from apps.conversations.models import Message, Thread
-from apps.dashboard import playground
-from tests.factories import make_agent
+from apps.whatsapp.models import WhatsAppConnection
+from tests.factories import make_agent, work_off_turn
 from tests.test_dashboard_support import admin, operator, org_url, signed_in  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.django_db
@@ -75,6 +76,7 @@ def test_an_unassigned_agent_is_deleted_with_its_playground(client, admin, org):
     signed_in(client, admin).post(org_url("agent-delete", org, agent_id=agent.pk))
 
     assert not Agent.objects.filter(pk=agent.pk).exists() and not Thread.objects.exists()
+    assert not WhatsAppConnection.objects.exists()  # its playground line went with it
 
 
 def test_looking_at_an_agent_creates_no_playground(client, operator, org, agent):
@@ -99,16 +101,18 @@ def test_a_playground_message_is_stored_and_its_turn_queued(
     client, operator, org, agent, monkeypatch, django_capture_on_commit_callbacks
 ):
     queued = []
-    monkeypatch.setattr("apps.dashboard.views.agents.enqueue_playground_turn", queued.append)
+    monkeypatch.setattr("apps.agents.services.enqueue_run", queued.append)
 
     with django_capture_on_commit_callbacks(execute=True):
         response = signed_in(client, operator).post(org_url("playground-send", org, agent_id=agent.pk),
                                                     {"text": "Hello bot"}, **HTMX)
 
-    thread = Thread.objects.get(playground_agent=agent)
+    line = WhatsAppConnection.objects.get(agent=agent, environment="playground")
+    thread = Thread.objects.get(connection=line)
     message = Message.objects.get(thread=thread)
-    assert (message.direction, message.text, message.connection_id) == ("inbound", "Hello bot", None)
-    assert queued == [thread.pk]
+    assert (message.direction, message.text, message.connection_id) == ("inbound", "Hello bot", line.pk)
+    run = AgentRun.objects.get(thread=thread, status="pending")  # the same request as a WhatsApp message's
+    assert message.run_id == run.pk and queued == [run.pk]
     assert response["HX-Trigger"] == "stream-sent" and "The agent is writing a reply" in response.content.decode()
 
 
@@ -116,13 +120,12 @@ def test_a_playground_turn_runs_the_real_runtime_and_tools_and_sends_nothing(ope
     thread = playground.playground_thread(agent=agent, user=operator)
     playground.playground_say(thread=thread, text="What's the status?")
 
-    run = playground.playground_turn(thread_id=thread.pk)
+    run = work_off_turn(thread)
 
-    run = AgentRun.objects.get(pk=run.pk)
     assert run.status == "succeeded" and run.thread_id == thread.pk
     call = ToolCall.objects.get(run=run)
     assert call.name == "whatsapp.getStatus" and call.error == ""
-    assert call.result["connection"]["status"] == "playground" and call.result["window"]["open"] is True
+    assert call.result["connection"]["environment"] == "playground" and call.result["window"]["open"] is True
     reply = Message.objects.get(thread=thread, direction="outbound")
     assert reply.status == "sent" and reply.author == "agent" and "I checked the status" in reply.text
     assert kapso.requests == []  # nothing ever reaches Kapso
@@ -134,7 +137,7 @@ def test_a_failing_model_shows_as_a_failed_turn_in_the_playground(operator, agen
     thread = playground.playground_thread(agent=agent, user=operator)
     playground.playground_say(thread=thread, text="Hi")
 
-    run = playground.playground_turn(thread_id=thread.pk)
+    run = work_off_turn(thread)
 
     assert run.status == "failed" and "OPENAI_API_KEY" in run.error
     assert Message.objects.get(thread=thread, direction="outbound").text == agent.fallback_text
@@ -147,7 +150,7 @@ def test_playground_updates_bring_the_answer_and_its_tool_calls(client, operator
     since = timezone.now().isoformat()
     thread = playground.playground_thread(agent=agent, user=operator)
     playground.playground_say(thread=thread, text="status please")
-    playground.playground_turn(thread_id=thread.pk)
+    work_off_turn(thread)
 
     body = client.get(org_url("playground-updates", org, agent_id=agent.pk), {"since": since}, **HTMX).content.decode()
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from apps.conversations.models import Handoff, Message, Thread
 from apps.whatsapp.models import Environment
+from apps.whatsapp.services import playground_connection
 from tests.factories import make_connection, make_thread
 from tests.test_dashboard_support import (  # noqa: F401 - fixtures
     add_message,
@@ -130,8 +131,8 @@ def test_the_live_inbox_answers_204_while_nothing_changed(client, operator, thre
 
 
 def test_the_inbox_never_shows_playground_threads_or_another_orgs(client, operator, org, other_org, agent, thread):
-    Thread.objects.create(org=org, playground_agent=agent, external_id="playground:1", contact_phone="+1",
-                          contact_name="Playground person", last_message_at=timezone.now())
+    make_thread(playground_connection(agent=agent), "+1", contact_name="Playground person",
+                last_message_at=timezone.now())
     make_thread(make_connection(other_org), contact_name="Stranger", last_message_at=timezone.now())
 
     names = {t.contact_name for t in signed_in(client, operator).get(org_url("inbox", org)).context["threads"]}

@@ -7,10 +7,10 @@ import pytest
 from django.db import connection as db
 from django.test.utils import CaptureQueriesContext
 
-from apps.dashboard import playground
+from apps.agents import playground
 from apps.orgs.models import Role
 from apps.orgs.services import api_key_create
-from tests.factories import make_agent, make_connection, make_user
+from tests.factories import make_agent, make_connection, make_user, work_off_turn
 from tests.test_dashboard_support import make_event, make_invitation, org_url, owner, signed_in  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -90,11 +90,11 @@ def test_the_agent_page_costs_the_same_for_a_short_or_long_playground(client, ow
     url = org_url("agent", org, agent_id=agent.pk)
     thread = playground.playground_thread(agent=agent, user=owner)
     playground.playground_say(thread=thread, text="one")
-    playground.playground_turn(thread_id=thread.pk)
+    work_off_turn(thread)
     client.get(url)
     small = _count(client, url)
     for i in range(20):
         playground.playground_say(thread=thread, text=f"status {i}")
-        playground.playground_turn(thread_id=thread.pk)
+        work_off_turn(thread)
 
     assert small == _count(client, url) <= 12

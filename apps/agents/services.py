@@ -375,10 +375,13 @@ def agent_update(*, agent: Agent, data: dict) -> Agent:
 
 
 def agent_delete(*, agent: Agent) -> None:
-    """Delete an agent. Its past runs stay, without an agent. A connection that answers with it
-    protects it (on_delete=PROTECT): the operator has to move those connections first."""
+    """Delete an agent, with its playground. Its past runs stay, without an agent. A WhatsApp number
+    that answers with it protects it (on_delete=PROTECT): the operator has to move those first."""
+    from apps.whatsapp.models import Environment, WhatsAppConnection
+
     try:
         with transaction.atomic():
+            WhatsAppConnection.objects.filter(agent=agent, environment=Environment.PLAYGROUND).delete()
             agent.delete()
     except ProtectedError as exc:
         numbers = sorted(str(connection) for connection in exc.protected_objects)
@@ -465,7 +468,7 @@ def thread_hand_back(*, thread: Thread) -> uuid.UUID | None:
     with transaction.atomic():
         conversations.thread_set_handoff(thread=thread, handoff=Handoff.AGENT)
         connection = thread.connection
-        if connection is None or connection.agent_id is None or not connection.agent_enabled:
+        if connection.agent_id is None or not connection.agent_enabled:
             return None
         last_reply = (
             Message.objects.filter(thread=thread, direction="outbound").exclude(status="failed")

@@ -27,7 +27,7 @@ def run_turn(run_id: str) -> None:
         return
     thread = run.thread
     connection = thread.connection
-    bind(org=run.org.slug, connection=connection.id if connection else None)
+    bind(org=run.org.slug, connection=connection.id)
     agent = connection.agent
     if agent is None or not connection.agent_enabled or thread.handoff == Handoff.HUMAN or thread.opted_out:
         services.run_finish(run=run, outcome=services.TurnOutcome(

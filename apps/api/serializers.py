@@ -10,7 +10,7 @@ from apps.agents.services import MAX_DEBOUNCE_SECONDS, MIN_TURN_TIMEOUT_SECONDS
 from apps.agents.tools import TOOL_NAMES
 from apps.conversations.models import Message, Thread
 from apps.orgs.models import Organization
-from apps.whatsapp.models import ConnectionStatus, Environment, WhatsAppConnection
+from apps.whatsapp.models import NUMBER_ENVIRONMENTS, ConnectionStatus, WhatsAppConnection
 
 MAX_REPLY_CHARS = 4096 * 4  # four WhatsApp messages at most
 MAX_POSITIVE_INT = 2_147_483_647  # PostgreSQL integer, the column behind max_tokens
@@ -128,7 +128,7 @@ class ConnectionSerializer(serializers.ModelSerializer):
 
 
 class ConnectionCreateSerializer(StrictSerializer):
-    environment = serializers.ChoiceField(choices=Environment.choices)
+    environment = serializers.ChoiceField(choices=NUMBER_ENVIRONMENTS)
 
 
 class ConnectionUpdateSerializer(StrictSerializer):

@@ -58,12 +58,11 @@ def _owned(queryset: QuerySet, object_id: str, noun: str):
 
 
 def _connections(request) -> QuerySet:
-    return WhatsAppConnection.objects.filter(org=request.user.org)
+    return WhatsAppConnection.objects.numbers().filter(org=request.user.org)
 
 
 def _threads(request) -> QuerySet:
-    # WhatsApp conversations only: the dashboard's playground threads never reach WhatsApp.
-    return Thread.objects.filter(org=request.user.org, playground_agent__isnull=True)
+    return Thread.objects.on_whatsapp().filter(org=request.user.org)
 
 
 def _input(serializer_class, request, **kwargs) -> dict:

@@ -6,7 +6,8 @@ from django.db.models import Q, Value
 from django.db.models.functions import Upper
 from django.utils import timezone
 
-from apps.core.models import OrgOwnedModel
+from apps.core.models import OrgOwnedModel, OrgQuerySet
+from apps.whatsapp.models import real_numbers
 
 
 class Handoff(models.TextChoices):
@@ -28,15 +29,17 @@ class HandoffReason(models.TextChoices):
     OTHER = "other", "Other"
 
 
+class ThreadQuerySet(OrgQuerySet):
+    def on_whatsapp(self):
+        """Conversations on real WhatsApp numbers, without the agents' playground threads."""
+        return self.filter(real_numbers("connection__"))
+
+
 class Thread(OrgOwnedModel):
-    # Null only for a dashboard playground thread, which belongs to an agent and never reaches WhatsApp.
-    connection = models.ForeignKey(
-        "whatsapp.WhatsAppConnection", null=True, blank=True, on_delete=models.CASCADE, related_name="threads"
-    )
-    playground_agent = models.ForeignKey(
-        "agents.Agent", null=True, blank=True, on_delete=models.CASCADE, related_name="playground_threads"
-    )
+    # A playground thread is on its agent's playground connection (environment "playground").
+    connection = models.ForeignKey("whatsapp.WhatsAppConnection", on_delete=models.CASCADE, related_name="threads")
     # "whatsapp:+<digits>" when the thread began with a known number, else "whatsapp:<BSUID>"; never changes.
+    # "playground:<user id>" in a playground.
     external_id = models.CharField(max_length=120)
     contact_phone = models.CharField(max_length=32, null=True, blank=True)  # "+<digits>"; null when unknown
     # WhatsApp's business-scoped user id ("US.1349…") and @username, for contacts who hide their number.
@@ -61,13 +64,11 @@ class Thread(OrgOwnedModel):
     # Set when the contact wrote an opt-out keyword (STOP); cleared by an opt-in keyword (START).
     opted_out_at = models.DateTimeField(null=True, blank=True)
 
+    objects = ThreadQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["connection", "external_id"], name="thread_unique_external_id"),
-            models.UniqueConstraint(
-                fields=["playground_agent", "external_id"], condition=Q(playground_agent__isnull=False),
-                name="thread_unique_playground",
-            ),
             # Kapso's docs: match a contact by BSUID first. One thread per BSUID per number.
             models.UniqueConstraint(
                 fields=["connection", "contact_bsuid"], condition=~Q(contact_bsuid=""), name="thread_unique_bsuid"
@@ -86,10 +87,6 @@ class Thread(OrgOwnedModel):
     @property
     def opted_out(self) -> bool:
         return self.opted_out_at is not None
-
-    @property
-    def is_playground(self) -> bool:
-        return self.playground_agent_id is not None
 
     def __str__(self) -> str:
         return self.contact_name or self.contact_label
@@ -157,9 +154,7 @@ class Message(OrgOwnedModel):
     # they sort and send in order (auto_now_add would overwrite them in bulk_create).
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="messages")
-    connection = models.ForeignKey(
-        "whatsapp.WhatsAppConnection", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
-    )  # null only in playground threads
+    connection = models.ForeignKey("whatsapp.WhatsAppConnection", on_delete=models.CASCADE, related_name="+")
     direction = models.CharField(max_length=8, choices=Direction.choices)
     author = models.CharField(max_length=8, choices=Author.choices)
     type = models.CharField(max_length=16, default="text")

@@ -110,7 +110,7 @@ def inbox_threads(
     True/False keeps only the threads that wait for a person / the others; `contact_filter` is a
     condition on the thread's contact record (apps.contacts), e.g. an attribute value."""
     last = Message.objects.filter(thread=OuterRef("pk")).order_by("-created_at", "-id")
-    base = Thread.objects.filter(org=org, connection__isnull=False)
+    base = Thread.objects.on_whatsapp().filter(org=org)
     if assigned == "me" and user is not None:
         base = base.filter(assigned_to=user)
     elif assigned == "none":
@@ -249,7 +249,7 @@ def thread_is_stale(*, thread: Thread, now: datetime | None = None) -> bool:
 def inbox_version(*, org) -> str:
     """Changes whenever a row of the inbox would: new activity or a handoff switch. The live inbox
     asks for it every few seconds and re-renders only when it moved."""
-    latest = Thread.objects.filter(org=org, connection__isnull=False).aggregate(
+    latest = Thread.objects.on_whatsapp().filter(org=org).aggregate(
         activity=Max("last_message_at"), changed=Max("updated_at")
     )
     return "-".join(str(int(v.timestamp() * 1_000_000)) if v else "0" for v in latest.values())
@@ -263,8 +263,6 @@ def messages_changed_since(*, thread: Thread, since: datetime) -> list[Message]:
 def reply_blocked_reason(*, thread: Thread) -> str:
     """Why an operator cannot send free text in this thread right now, in plain words; '' if they can."""
     connection = thread.connection
-    if connection is None:
-        return "This is a playground conversation; it is not connected to WhatsApp."
     if thread.opted_out:
         return ("This customer opted out (they wrote STOP), so no message can be sent to them. "
                 "If they write START, you can reply again.")

@@ -413,6 +413,11 @@ def outbox_send(*, message: Message) -> float | None:
     """POST one claimed message to Kapso and record the outcome. Returns a delay in seconds when
     the message must be tried again later, else None."""
     connection = message.connection
+    if connection.is_playground:
+        # The playground's outbox: the person testing the agent reads it in the dashboard; it never
+        # goes to Kapso, so it is sent as soon as it is claimed.
+        _record_sent(message, wamid=None)
+        return None
     if connection.status != ConnectionStatus.CONNECTED or not connection.phone_number_id:
         _mark_failed(message, code="not_connected", text="The WhatsApp number is not connected.")
         return None
@@ -432,7 +437,7 @@ def outbox_send(*, message: Message) -> float | None:
     return None
 
 
-def _record_sent(message: Message, wamid: str) -> None:
+def _record_sent(message: Message, wamid: str | None) -> None:
     """Recorded whatever the sweeper did meanwhile: Kapso has it, so it must never go out again."""
     now = timezone.now()
     mine = Message.objects.filter(pk=message.pk).exclude(status__in=statuses_after_sent())

@@ -12,7 +12,7 @@ from apps.agents.models import Agent, AgentMode
 from apps.agents.services import MAX_DEBOUNCE_SECONDS, MIN_TURN_TIMEOUT_SECONDS
 from apps.agents.tools import all_tools
 from apps.orgs.models import Role
-from apps.whatsapp.models import Environment
+from apps.whatsapp.models import NUMBER_ENVIRONMENTS, Environment
 
 PROVIDER_LABELS = {
     "offline": "Offline demo model (no key, for trying things out)",
@@ -49,7 +49,7 @@ class EmailAuthenticationForm(AuthenticationForm):
 
 class ConnectForm(forms.Form):
     environment = forms.ChoiceField(
-        choices=Environment.choices, initial=Environment.PRODUCTION,
+        choices=NUMBER_ENVIRONMENTS, initial=Environment.PRODUCTION,
         help_text="Development numbers are for testing; production numbers talk to real customers.",
     )
 

@@ -1,12 +1,33 @@
 from django.db import models
+from django.db.models import Q
 
 from apps.core import crypto
-from apps.core.models import OrgOwnedModel
+from apps.core.models import OrgOwnedModel, OrgQuerySet
 
 
 class Environment(models.TextChoices):
     DEVELOPMENT = "development", "Development"
     PRODUCTION = "production", "Production"
+    # An agent's own line for the dashboard's playground: its outbox marks messages sent without
+    # calling Kapso. Never a number an operator connects, sees, counts or that Kapso hears of.
+    PLAYGROUND = "playground", "Playground"
+
+
+# The environments of real WhatsApp numbers: what an operator may pick when connecting one.
+NUMBER_ENVIRONMENTS = [(Environment.DEVELOPMENT.value, "Development"), (Environment.PRODUCTION.value, "Production")]
+
+
+def real_numbers(prefix: str = "") -> Q:
+    """The one filter that leaves out the playground lines: every list, count, lookup an operator
+    sees and every sweep that calls Kapso goes through it. `prefix` reaches the connection through
+    a relation, e.g. "connection__" from a thread."""
+    return Q(**{f"{prefix}environment__in": [value for value, _ in NUMBER_ENVIRONMENTS]})
+
+
+class ConnectionQuerySet(OrgQuerySet):
+    def numbers(self):
+        """Real WhatsApp numbers, without the agents' playground lines."""
+        return self.filter(real_numbers())
 
 
 class ConnectionStatus(models.TextChoices):
@@ -45,8 +66,19 @@ class WhatsAppConnection(OrgOwnedModel):
     # Sent (at most once a day) to a contact not on allowed_contacts; empty = stay silent.
     not_allowed_text = models.TextField(blank=True, default="")
 
+    objects = ConnectionQuerySet.as_manager()
+
     class Meta:
         indexes = [models.Index(fields=["org", "status"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agent"], condition=Q(environment="playground"), name="connection_one_playground_per_agent"
+            ),
+        ]
+
+    @property
+    def is_playground(self) -> bool:
+        return self.environment == Environment.PLAYGROUND
 
     def __str__(self) -> str:
         return self.display_phone_number or f"Connection {str(self.id)[:8]}"

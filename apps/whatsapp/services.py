@@ -12,7 +12,7 @@ from apps.kapso import client as kapso
 from apps.kapso.errors import KapsoError
 from apps.orgs.models import Organization
 
-from .models import ConnectionStatus, WhatsAppConnection
+from .models import ConnectionStatus, Environment, WhatsAppConnection
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,17 @@ def connection_create(
         setup_link_url=link.get("url", ""),
         setup_link_expires_at=_datetime(link.get("expires_at")),
     )
+
+
+def playground_connection(*, agent) -> WhatsAppConnection:
+    """The agent's own playground line, created on first use: a connected connection that Kapso
+    never hears of (its outbox marks messages sent without calling Kapso). One per agent, by a
+    unique constraint, so two first uses at once still make one."""
+    connection, _ = WhatsAppConnection.objects.get_or_create(
+        agent=agent, environment=Environment.PLAYGROUND,
+        defaults={"org_id": agent.org_id, "status": ConnectionStatus.CONNECTED, "display_phone_number": "Playground"},
+    )
+    return connection
 
 
 def connection_reconnect_link(

@@ -2,7 +2,7 @@
 
 The app runs in pytest-django's live server (a thread of this process, on the test database), a
 real Celery worker runs as a subprocess on the same database and Redis index (project events,
-agent turns, sends, playground turns), and Kapso is the FakeKapso stand-in — extended here with
+agent turns (the playground's too), sends), and Kapso is the FakeKapso stand-in — extended here with
 the hosted setup page a browser is sent to, which fires the signed project webhook like Kapso.
 Screenshots of the main pages go to artifacts/screenshots/ (ignored by git).
 """

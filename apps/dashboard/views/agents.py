@@ -3,25 +3,24 @@
 from datetime import timedelta
 
 from django.contrib import messages
-from django.db import transaction
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from apps.agents import playground
 from apps.agents import services as agents
 from apps.agents.models import Agent
 from apps.agents.runtime import contact_name_for_prompt, render_prompt
 from apps.agents.tools import all_tools
-from apps.conversations.models import Direction
 from apps.orgs.access import get_for_org_or_404
 from apps.orgs.models import Role
+from apps.whatsapp.models import real_numbers
 
-from .. import playground, selectors
+from .. import selectors
 from ..decorators import org_view
 from ..forms import AgentForm, PlaygroundForm
-from ..tasks import enqueue_playground_turn
 from .streams import parse_since, stream_response
 
 VARIABLES = [
@@ -53,7 +52,8 @@ def _form_context(request: HttpRequest, form: AgentForm, agent: Agent | None = N
 @require_GET
 @org_view()
 def agent_list(request: HttpRequest) -> HttpResponse:
-    agent_rows = Agent.objects.filter(org=request.org).annotate(connection_count=Count("connections")).order_by("name")
+    numbers = Count("connections", filter=real_numbers("connections__"))
+    agent_rows = Agent.objects.filter(org=request.org).annotate(connection_count=numbers).order_by("name")
     return render(request, "dashboard/agents.html", {"agents": agent_rows})
 
 
@@ -116,9 +116,10 @@ def agent_detail(request: HttpRequest, agent_id: str) -> HttpResponse:
     items = selectors.thread_stream(thread=thread)[0] if thread else []
     context = {
         "agent": agent, "items": items,
-        "connections": list(agent.connections.all()), "tools": all_tools(),
+        "connections": list(agent.connections.numbers()), "tools": all_tools(),
         "since": (timezone.now() - timedelta(seconds=15)).isoformat(),
-        "thinking": _thinking(items), "form": PlaygroundForm(),
+        "thinking": thread is not None and selectors.turn_in_progress(thread=thread), "form": PlaygroundForm(),
+        "playground": True,
     }
     return render(request, "dashboard/agent_detail.html", context)
 
@@ -131,13 +132,11 @@ def playground_send(request: HttpRequest, agent_id: str) -> HttpResponse:
     if not form.is_valid():
         return stream_response(request, [], error=form.errors["text"][0])
     thread = playground.playground_thread(agent=agent, user=request.user)
-    with transaction.atomic():
-        message = playground.playground_say(thread=thread, text=form.cleaned_data["text"])
-        transaction.on_commit(lambda: enqueue_playground_turn(thread.pk))
+    message = playground.playground_say(thread=thread, text=form.cleaned_data["text"])
     if not request.htmx:
         return redirect("agent", org_slug=request.org.slug, agent_id=agent.pk)
     return stream_response(request, [selectors.StreamItem("message", message, message.created_at)], sent=True,
-                           thinking=True, error="")
+                           thinking=True, error="", context={"playground": True})
 
 
 @require_GET
@@ -147,9 +146,8 @@ def playground_updates(request: HttpRequest, agent_id: str) -> HttpResponse:
     thread = playground.playground_thread_find(agent=agent, user=request.user)
     since, now = parse_since(request), timezone.now()
     items = selectors.stream_changes(thread=thread, since=since) if thread else []
-    last = thread.messages.order_by("-created_at").only("direction", "created_at").first() if thread else None
-    return stream_response(request, items, poll_url=request.path, now=now,
-                           thinking=last is not None and _waiting_for_answer(last))
+    return stream_response(request, items, poll_url=request.path, now=now, context={"playground": True},
+                           thinking=thread is not None and selectors.turn_in_progress(thread=thread))
 
 
 @require_POST
@@ -161,13 +159,3 @@ def playground_reset(request: HttpRequest, agent_id: str) -> HttpResponse:
         playground.playground_reset(thread=thread)
     return redirect("agent", org_slug=request.org.slug, agent_id=agent.pk)
 
-
-def _thinking(items) -> bool:
-    messages_only = [item.obj for item in items if item.kind == "message"]
-    return bool(messages_only) and _waiting_for_answer(messages_only[-1])
-
-
-def _waiting_for_answer(message) -> bool:
-    # The newest message is the tester's and recent: a turn is queued or running.
-    budget = timedelta(seconds=playground.TURN_BUDGET_SECONDS + 30)
-    return message.direction == Direction.INBOUND and timezone.now() - message.created_at < budget

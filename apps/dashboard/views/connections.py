@@ -26,7 +26,7 @@ SLOW_SETUP_SECONDS = 90
 
 
 def _connection(request: HttpRequest, connection_id: str) -> WhatsAppConnection:
-    return get_for_org_or_404(WhatsAppConnection.objects.select_related("agent"), request.org, connection_id)
+    return get_for_org_or_404(WhatsAppConnection.objects.numbers().select_related("agent"), request.org, connection_id)
 
 
 def _absolute(request: HttpRequest, name: str) -> str:
@@ -46,7 +46,7 @@ def _kapso_problem(error: KapsoError) -> str:
 @org_view()
 def connection_list(request: HttpRequest) -> HttpResponse:
     connections = (
-        WhatsAppConnection.objects.filter(org=request.org).select_related("agent").order_by("-created_at")
+        WhatsAppConnection.objects.numbers().filter(org=request.org).select_related("agent").order_by("-created_at")
     )
     context = {"connections": connections, "agents": list(Agent.objects.filter(org=request.org).order_by("name")),
                "connect_form": ConnectForm()}
@@ -105,7 +105,7 @@ def _setup_params(request: HttpRequest) -> dict:
 
 
 def _setup_state(request: HttpRequest, params: dict) -> dict:
-    connections = WhatsAppConnection.objects.filter(org=request.org).select_related("agent")
+    connections = WhatsAppConnection.objects.numbers().filter(org=request.org).select_related("agent")
     connection = None
     if params["phone_number_id"]:
         connection = connections.filter(phone_number_id=params["phone_number_id"]).first()

@@ -16,7 +16,7 @@ from apps.conversations import services as conversation_services
 from apps.conversations.models import Handoff, Message, Thread
 from apps.orgs.access import get_for_org_or_404
 from apps.orgs.models import Role
-from apps.whatsapp.models import Environment, WhatsAppConnection
+from apps.whatsapp.models import NUMBER_ENVIRONMENTS, WhatsAppConnection
 
 from .. import selectors
 from ..decorators import org_view
@@ -30,7 +30,7 @@ ASSIGNED_CHOICES = [("", "Anyone's"), ("me", "Assigned to me"), ("none", "Unassi
 
 def _thread(request: HttpRequest, thread_id: str) -> Thread:
     return get_for_org_or_404(
-        Thread.objects.select_related("connection__agent").filter(connection__isnull=False), request.org, thread_id
+        Thread.objects.on_whatsapp().select_related("connection__agent"), request.org, thread_id
     )
 
 
@@ -59,10 +59,11 @@ def inbox(request: HttpRequest) -> HttpResponse:
         thread.stale = conversations.thread_is_stale(thread=thread, now=now)
     context = {"threads": threads, "waiting": waiting, "next_cursor": next_cursor, "filters": filters,
                "version": version, "live": not cursor, "query": _query(filters), "state_choices": STATE_CHOICES,
-               "assigned_choices": ASSIGNED_CHOICES, "environments": Environment.choices}
+               "assigned_choices": ASSIGNED_CHOICES, "environments": NUMBER_ENVIRONMENTS}
     if request.htmx and request.htmx.target == "inbox-results":
         return render(request, "dashboard/inbox.html#results", context)
-    context["connections"] = list(WhatsAppConnection.objects.filter(org=request.org).order_by("display_phone_number"))
+    context["connections"] = list(WhatsAppConnection.objects.numbers().filter(org=request.org)
+                                  .order_by("display_phone_number"))
     context["labels"] = conversations.labels_in_use(org=request.org)
     return render(request, "dashboard/inbox.html", context)
 
@@ -88,7 +89,7 @@ def _inbox_filters(request: HttpRequest) -> dict:
     return {
         "q": request.GET.get("q", "").strip()[:100],
         "connection_id": connection_id,
-        "environment": environment if environment in Environment.values else "",
+        "environment": environment if environment in dict(NUMBER_ENVIRONMENTS) else "",
         "state": state if state in conversations.INBOX_STATES else "",
         "assigned": assigned if assigned in dict(ASSIGNED_CHOICES) else "",
         "label": request.GET.get("label", "").strip()[:40],

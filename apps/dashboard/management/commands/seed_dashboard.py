@@ -31,9 +31,9 @@ TOPICS = ["where is my order", "can I change the delivery address", "do you ship
           "what size should I take", "the app shows an error", "I was charged twice"]
 
 THREADS_SQL = """
-INSERT INTO conversations_thread (id, org_id, connection_id, playground_agent_id, external_id, contact_phone,
+INSERT INTO conversations_thread (id, org_id, connection_id, external_id, contact_phone,
     contact_name, kapso_conversation_id, handoff, last_inbound_at, last_message_at, created_at, updated_at)
-SELECT gen_random_uuid(), %(org)s, (%(connections)s::uuid[])[1 + i %% %(n_connections)s], NULL,
+SELECT gen_random_uuid(), %(org)s, (%(connections)s::uuid[])[1 + i %% %(n_connections)s],
        'whatsapp:+1555' || lpad(i::text, 7, '0'), '+1555' || lpad(i::text, 7, '0'),
        CASE WHEN i %% 17 = 0 THEN ''
             ELSE (%(first)s::text[])[1 + i %% 20] || ' ' || (%(last)s::text[])[1 + (i / 20) %% 20] END,
