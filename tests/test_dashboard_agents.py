@@ -209,3 +209,36 @@ def test_bad_conversation_settings_are_explained_and_change_nothing(client, admi
     assert response.status_code == 200 and words in response.content.decode()
     agent.refresh_from_db()
     assert agent.name != "Night shift"
+
+
+def test_the_playground_line_is_never_shown_or_counted_as_a_number(client, api, operator, org, agent):
+    playground.playground_say(thread=playground.playground_thread(agent=agent, user=operator), text="hi")
+    client = signed_in(client, operator)
+
+    listing = client.get(org_url("agents", org)).content.decode()
+    numbers = client.get(org_url("connections", org)).content.decode()
+    inbox = client.get(org_url("inbox", org))
+
+    assert "Not assigned" in listing and "Playground" not in numbers
+    assert inbox.context["threads"] == [] and inbox.context["connections"] == []
+    assert api.get("/api/v1/connections").json()["count"] == 0 and api.get("/api/v1/threads").json()["count"] == 0
+
+
+def test_a_playground_send_left_in_flight_by_a_dead_worker_is_recorded_sent_without_asking_kapso(
+    operator, agent, kapso
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.conversations.services import outbox_recover_stale
+
+    thread = playground.playground_thread(agent=agent, user=operator)
+    stuck = Message.objects.create(org=thread.org, thread=thread, connection=thread.connection, direction="outbound",
+                                   author="agent", text="Hello", status="sending",
+                                   sending_started_at=timezone.now() - timedelta(minutes=5))
+
+    outbox_recover_stale(older_than=timedelta(seconds=30))
+
+    stuck.refresh_from_db()
+    assert (stuck.status, stuck.wamid) == ("sent", None) and kapso.requests == []
