@@ -42,7 +42,7 @@ def backwards(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('conversations', '0004_message_text_search_on_upper'),
+        ('conversations', '0005_message_media_store'),
         ('whatsapp', '0002_playground_connection'),
     ]
 

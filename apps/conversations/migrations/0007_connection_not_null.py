@@ -5,7 +5,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('conversations', '0005_playground_threads_on_connections'),
+        ('conversations', '0006_playground_threads_on_connections'),
         ('whatsapp', '0002_playground_connection'),
     ]
 
