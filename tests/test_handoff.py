@@ -6,7 +6,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from apps.agents import services
+from apps.agents import playground, services
 from apps.agents.models import AgentRun, ToolCall
 from apps.agents.tasks import run_turn, sweep_give_back
 from apps.conversations import services as conversations
@@ -14,7 +14,7 @@ from apps.conversations.models import Message, Thread
 from apps.conversations.services import handoff_email_send
 from apps.orgs.models import Membership
 from apps.whatsapp.hours import HoursInvalid, hours_clean, hours_next_opening, hours_open
-from tests.factories import make_user
+from tests.factories import make_user, work_off_turn
 from tests.fakes.model_servers import OpenAIServer
 from tests.test_agent_turns import receive
 
@@ -75,6 +75,22 @@ def test_operators_who_opted_in_get_an_email_with_the_reason_and_a_link(connecti
     [email] = mail.outbox
     assert email.to == ["keen@acme.test"]
     assert "Complaint" in email.body and f"/o/{org.slug}/threads/{thread.pk}/" in email.body
+
+
+def test_a_handoff_in_the_playground_emails_nobody_and_starting_over_gives_the_agent_back(agent, openai, org):
+    keen = make_user(org, email="keen@acme.test")
+    Membership.objects.filter(user=keen).update(email_on_handoff=True)
+    openai.reply_tool_call("conversation.handoff", {"reason": "contact_asked", "message": "A colleague will reply."})
+    thread = playground.playground_thread(agent=agent, user=keen)
+    playground.playground_say(thread=thread, text="Can I talk to a person?")
+
+    work_off_turn(thread)
+
+    thread.refresh_from_db()
+    assert thread.handoff == "human" and handoff_email_send(thread_id=thread.pk) == 0
+    playground.playground_reset(thread=thread)
+    thread.refresh_from_db()
+    assert (thread.handoff, thread.needs_person_since, thread.handoff_reason) == ("agent", None, "")
 
 
 def test_no_email_once_a_person_answered(connection, org):

@@ -11,7 +11,8 @@ Kapso. So the playground shows exactly what the agent would do on WhatsApp.
 from django.db import transaction
 from django.utils import timezone
 
-from apps.conversations.models import Author, Direction, Message, MessageStatus, Thread
+from apps.conversations.models import Author, Direction, Handoff, Message, MessageStatus, Thread
+from apps.conversations.services import thread_set_handoff
 from apps.whatsapp.models import Environment
 from apps.whatsapp.services import playground_connection
 
@@ -60,8 +61,10 @@ def playground_say(*, thread: Thread, text: str) -> Message:
 
 
 def playground_reset(*, thread: Thread) -> None:
-    """Start over: the thread's messages and turns go; the thread stays."""
+    """Start over: the thread's messages and turns go, and a handoff the agent asked for is undone;
+    the thread stays."""
     with transaction.atomic():
+        thread_set_handoff(thread=thread, handoff=Handoff.AGENT)
         AgentRun.objects.filter(thread=thread).delete()
         Message.objects.filter(thread=thread).delete()
         Thread.objects.filter(pk=thread.pk).update(

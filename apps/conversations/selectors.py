@@ -219,7 +219,7 @@ def _cursor_filter(cursor: str):
 def threads_needing_person(*, org, limit: int = 20) -> list[Thread]:
     """Threads the agent handed to people that nobody answered yet, longest waiting first."""
     return list(
-        Thread.objects.filter(org=org, connection__isnull=False, needs_person_since__isnull=False)
+        Thread.objects.on_whatsapp().filter(org=org, needs_person_since__isnull=False)
         .select_related("connection", "assigned_to").order_by("needs_person_since", "id")[:limit]
     )
 
@@ -233,7 +233,7 @@ def labels_in_use(*, org, limit: int = 100) -> list[str]:
 
 
 def needs_person_count(*, org) -> int:
-    return Thread.objects.filter(org=org, connection__isnull=False, needs_person_since__isnull=False).count()
+    return Thread.objects.on_whatsapp().filter(org=org, needs_person_since__isnull=False).count()
 
 
 def thread_is_stale(*, thread: Thread, now: datetime | None = None) -> bool:

@@ -333,9 +333,11 @@ def handoff_email_send(*, thread_id) -> int:
 
     from apps.orgs.models import Membership
 
-    thread = Thread.objects.select_related("org").filter(pk=thread_id, needs_person_since__isnull=False).first()
+    # A playground thread is the agent being tried out in the dashboard: nobody is waiting there.
+    thread = (Thread.objects.on_whatsapp().select_related("org")
+              .filter(pk=thread_id, needs_person_since__isnull=False).first())
     if thread is None:
-        return 0  # answered or given back meanwhile
+        return 0  # answered or given back meanwhile, or a playground
     emails = list(
         Membership.objects.filter(org_id=thread.org_id, email_on_handoff=True)
         .exclude(user__email="").values_list("user__email", flat=True)

@@ -5,8 +5,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('conversations', '0006_playground_threads_on_connections'),
-        ('whatsapp', '0002_playground_connection'),
+        ('conversations', '0007_playground_threads_on_connections'),
+        ('whatsapp', '0003_playground_connection'),
     ]
 
     operations = [

@@ -42,8 +42,8 @@ def backwards(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('conversations', '0005_message_media_store'),
-        ('whatsapp', '0002_playground_connection'),
+        ('conversations', '0006_handoff_and_team_work'),
+        ('whatsapp', '0003_playground_connection'),
     ]
 
     operations = [
