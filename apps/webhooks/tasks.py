@@ -38,7 +38,8 @@ def project_event_process(self, event_id: str) -> None:
 @shared_task(ignore_result=True)
 def catch_up_all() -> None:
     """Beat, every KAPSO_CATCHUP_INTERVAL_SECONDS: one catch-up task per connected number."""
-    connected = WhatsAppConnection.objects.filter(status=ConnectionStatus.CONNECTED, phone_number_id__isnull=False)
+    numbers = WhatsAppConnection.objects.numbers()
+    connected = numbers.filter(status=ConnectionStatus.CONNECTED, phone_number_id__isnull=False)
     for connection_id in connected.values_list("id", flat=True):
         enqueue(catch_up_connection, str(connection_id))
 

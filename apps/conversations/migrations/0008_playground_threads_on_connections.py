@@ -42,7 +42,7 @@ def backwards(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('conversations', '0006_handoff_and_team_work'),
+        ('conversations', '0007_real_kapso_traffic'),
         ('whatsapp', '0003_playground_connection'),
     ]
 
