@@ -282,8 +282,8 @@ def thread_mark_read(*, thread: Thread, typing: bool) -> None:
     """Mark the contact's last message read, with Kapso's typing indicator if asked, so the
     contact sees "typing…" while the agent works. Best effort: a failure costs only the ticks."""
     connection = thread.connection
-    if connection is None or connection.status != ConnectionStatus.CONNECTED or not connection.phone_number_id:
-        return
+    if connection.status != ConnectionStatus.CONNECTED or not connection.phone_number_id:
+        return  # not connected, or the playground (which has no number)
     from .selectors import last_inbound_wamid
 
     wamid = last_inbound_wamid(thread=thread)

@@ -43,7 +43,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('conversations', '0007_real_kapso_traffic'),
-        ('whatsapp', '0003_playground_connection'),
+        ('whatsapp', '0004_playground_connection'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('conversations', '0008_playground_threads_on_connections'),
-        ('whatsapp', '0003_playground_connection'),
+        ('whatsapp', '0004_playground_connection'),
     ]
 
     operations = [

@@ -5,7 +5,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('agents', '0002_initial'),
-        ('whatsapp', '0002_give_back_and_business_hours'),
+        ('whatsapp', '0003_connection_allowed_contacts'),
     ]
 
     operations = [
