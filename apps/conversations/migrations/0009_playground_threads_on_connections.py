@@ -42,7 +42,7 @@ def backwards(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('conversations', '0007_real_kapso_traffic'),
+        ('conversations', '0008_contact_privacy'),
         ('whatsapp', '0004_playground_connection'),
     ]
 
