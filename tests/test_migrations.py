@@ -22,7 +22,7 @@ def test_existing_playground_threads_move_to_their_agents_playground_connection(
     """Before: a playground thread had no connection and pointed to its agent. The migration that
     makes the connection columns NOT NULL first gives each such agent a playground connection and
     moves its threads and their messages there; WhatsApp threads stay where they are."""
-    old = _migrate([("conversations", "0008_contact_privacy")])
+    old = _migrate([("conversations", "0009_media_understanding_and_reply_threading")])
     Org, Agent = old.get_model("orgs", "Organization"), old.get_model("agents", "Agent")
     Connection = old.get_model("whatsapp", "WhatsAppConnection")
     Thread, Message = old.get_model("conversations", "Thread"), old.get_model("conversations", "Message")

@@ -5,7 +5,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('conversations', '0009_playground_threads_on_connections'),
+        ('conversations', '0010_playground_threads_on_connections'),
         ('whatsapp', '0004_playground_connection'),
     ]
 

@@ -42,7 +42,7 @@ def backwards(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('conversations', '0008_contact_privacy'),
+        ('conversations', '0009_media_understanding_and_reply_threading'),
         ('whatsapp', '0004_playground_connection'),
     ]
 
