@@ -77,6 +77,12 @@ def test_it_creates_an_agent_from_the_required_fields_only(api, org):
         ({"tools": "whatsapp.send"}, "tools"),
         ({"fallback_text": ""}, "fallback_text"),
         ({"sytem_prompt": "typo"}, "sytem_prompt"),
+        # JSON of the wrong type is refused, not converted (12 would have become the name "12").
+        ({"name": 12}, "name"),
+        ({"fallback_text": False}, "fallback_text"),
+        ({"model": {"provider": "openai", "name": "x", "max_tokens": "800"}}, "model"),
+        ({"model": {"provider": "openai", "name": "x", "max_tokens": True}}, "model"),
+        ({"model": {"provider": "openai", "name": "x", "temperature": "0.5"}}, "model"),
     ],
 )
 def test_it_refuses_an_invalid_agent_with_a_message_on_the_field(api, change, where):

@@ -84,8 +84,9 @@ def test_it_pages_threads_fifty_at_a_time(api, connection):
     assert not {t["id"] for t in first["results"]} & {t["id"] for t in second["results"]}
 
 
-def test_it_refuses_a_malformed_connection_filter(api):
-    response = api.get("/api/v1/threads?connection=not-a-uuid")
+@pytest.mark.parametrize("value", ["not-a-uuid", ""])
+def test_it_refuses_a_malformed_connection_filter(api, value):
+    response = api.get(f"/api/v1/threads?connection={value}")
 
     assert response.status_code == 400
     assert json_of(response) == {"connection": ["Must be a valid UUID."]}

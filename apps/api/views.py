@@ -14,6 +14,8 @@ from django.db import transaction
 from django.db.models import F, QuerySet
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -31,6 +33,7 @@ from apps.whatsapp.hours import HoursInvalid
 from apps.whatsapp.models import ConnectionStatus, WhatsAppConnection
 
 from . import serializers as s
+from .schema import errors
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +41,12 @@ logger = logging.getLogger(__name__)
 # --- Helpers -----------------------------------------------------------------------------------
 
 
+_PAGE = api_settings.DEFAULT_PAGINATION_CLASS
+
+
 def _paginated(request, queryset: QuerySet, serializer_class) -> Response:
     """DRF's `{count, next, previous, results}` page of the queryset."""
-    paginator = api_settings.DEFAULT_PAGINATION_CLASS()
+    paginator = _PAGE()
     page = paginator.paginate_queryset(queryset, request)
     return paginator.get_paginated_response(serializer_class(page, many=True).data)
 
@@ -99,9 +105,13 @@ def _agent_or_404(request, agent_id: str):
 
 
 class AgentListApi(APIView):
+    pagination_class = _PAGE  # tells the schema that GET answers a page
+
+    @extend_schema(operation_id="agents_list", responses={200: s.AgentSerializer(many=True), **errors(404)})
     def get(self, request):
         return _paginated(request, agent_list(org=request.user.org), s.AgentSerializer)
 
+    @extend_schema(request=s.AgentSerializer, responses={201: s.AgentSerializer, **errors(400)})
     def post(self, request):
         data = _input(s.AgentSerializer, request)
         try:
@@ -111,10 +121,13 @@ class AgentListApi(APIView):
         return Response(s.AgentSerializer(agent).data, status=201)
 
 
+@extend_schema(parameters=[OpenApiParameter("agent_id", str, OpenApiParameter.PATH, description="The agent's id.")])
 class AgentDetailApi(APIView):
+    @extend_schema(responses={200: s.AgentSerializer, **errors(404)})
     def get(self, request, agent_id: str):
         return Response(s.AgentSerializer(_agent_or_404(request, agent_id)).data)
 
+    @extend_schema(request=s.AgentSerializer, responses={200: s.AgentSerializer, **errors(400, 404)})
     def patch(self, request, agent_id: str):
         agent = _agent_or_404(request, agent_id)
         data = _input(s.AgentSerializer, request, partial=True)
@@ -124,6 +137,8 @@ class AgentDetailApi(APIView):
             raise _agent_error(exc) from exc
         return Response(s.AgentSerializer(agent).data)
 
+    @extend_schema(description="Refused with 409 while a connection uses the agent.",
+                   responses={204: None, **errors(404, 409)})
     def delete(self, request, agent_id: str):
         try:
             agents.agent_delete(agent=_agent_or_404(request, agent_id))
@@ -136,10 +151,14 @@ class AgentDetailApi(APIView):
 
 
 class ConnectionListApi(APIView):
+    pagination_class = _PAGE  # tells the schema that GET answers a page
+
+    @extend_schema(operation_id="connections_list", responses={200: s.ConnectionSerializer(many=True), **errors(404)})
     def get(self, request):
         connections = _connections(request).order_by("-created_at", "-id")
         return _paginated(request, connections, s.ConnectionSerializer)
 
+    @extend_schema(request=s.ConnectionCreateSerializer, responses={201: s.ConnectionSerializer, **errors(400, 502)})
     def post(self, request):
         """Create the org's Kapso customer (first time only) and a setup link; answer the pending
         connection, whose `setup_url` the operator opens to connect a number. When Kapso fails,
@@ -156,11 +175,16 @@ class ConnectionListApi(APIView):
         return Response(s.ConnectionSerializer(connection).data, status=201)
 
 
+@extend_schema(parameters=[
+    OpenApiParameter("connection_id", str, OpenApiParameter.PATH, description="The connection's id."),
+])
 class ConnectionDetailApi(APIView):
+    @extend_schema(responses={200: s.ConnectionSerializer, **errors(404)})
     def get(self, request, connection_id: str):
         connection = _owned(_connections(request), connection_id, "connection")
         return Response(s.ConnectionSerializer(connection).data)
 
+    @extend_schema(request=s.ConnectionUpdateSerializer, responses={200: s.ConnectionSerializer, **errors(400, 404)})
     def patch(self, request, connection_id: str):
         """`{agent: <agent id or null>, agent_enabled?: bool, resume_after_minutes?: int | null,
         business_hours?: {timezone, days, start, end} | {}, agent_only_outside_hours?: bool,
@@ -206,10 +230,15 @@ class ConnectionCatchUpApi(APIView):
 
 
 class ThreadListApi(APIView):
+    pagination_class = _PAGE  # tells the schema that GET answers a page
+
+    @extend_schema(operation_id="threads_list", parameters=[s.ThreadFilterSerializer],
+                   responses={200: s.ThreadSerializer(many=True), **errors(400, 404)})
     def get(self, request):
         """Newest activity first. `?connection=<id>` narrows to one connection; another org's id
         simply matches nothing."""
-        query = s.ThreadFilterSerializer(data=request.query_params)
+        # A plain dict, not the QueryDict: DRF would read an empty `?connection=` as no filter at all.
+        query = s.ThreadFilterSerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         threads = _threads(request).order_by(
             F("last_message_at").desc(nulls_last=True), "-created_at", "-id"
@@ -219,12 +248,19 @@ class ThreadListApi(APIView):
         return _paginated(request, threads, s.ThreadSerializer)
 
 
+_THREAD_ID = OpenApiParameter("thread_id", str, OpenApiParameter.PATH, description="The thread's id.")
+
+
+@extend_schema(parameters=[_THREAD_ID])
 class ThreadDetailApi(APIView):
+    @extend_schema(responses={200: s.ThreadSerializer, **errors(404)})
     def get(self, request, thread_id: str):
         return Response(s.ThreadSerializer(_owned(_threads(request), thread_id, "thread")).data)
 
 
+@extend_schema(parameters=[_THREAD_ID])
 class ThreadExportApi(APIView):
+    @extend_schema(operation_id="threads_export", responses={200: OpenApiTypes.OBJECT, **errors(404)})
     def get(self, request, thread_id: str):
         """Everything stored about the conversation, as one JSON document: every message (text,
         status, type, media link), every agent turn and its tool calls."""
@@ -232,7 +268,9 @@ class ThreadExportApi(APIView):
         return Response(privacy.thread_export(thread=thread))
 
 
+@extend_schema(parameters=[_THREAD_ID])
 class ThreadEraseApi(APIView):
+    @extend_schema(operation_id="threads_erase", request=None, responses={204: None, **errors(404)})
     def post(self, request, thread_id: str):
         """Erase the conversation and every copy of it (messages, turns, tool calls, raw payloads,
         webhook bodies); 204. Afterwards the thread is a 404. An audit entry keeps who and when."""
@@ -241,13 +279,20 @@ class ThreadEraseApi(APIView):
         return Response(status=204)
 
 
+@extend_schema(parameters=[_THREAD_ID])
 class ThreadMessagesApi(APIView):
+    pagination_class = _PAGE  # tells the schema that GET answers a page
+
+    @extend_schema(operation_id="threads_messages_list", responses={200: s.MessageSerializer(many=True), **errors(404)})
     def get(self, request, thread_id: str):
         """The thread's messages, oldest first."""
         thread = _owned(_threads(request), thread_id, "thread")
         messages = Message.objects.filter(org=request.user.org, thread=thread).order_by("created_at", "id")
         return _paginated(request, messages, s.MessageSerializer)
 
+    @extend_schema(request=s.ReplySerializer, responses={
+        201: inline_serializer("QueuedReply", {"results": s.MessageSerializer(many=True)}), **errors(400, 404),
+    })
     def post(self, request, thread_id: str):
         """An operator's reply `{text}`, queued in the thread's outbox like the agent's answers.
 

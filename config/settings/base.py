@@ -48,6 +48,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_htmx",
     "template_partials",
     "axes",
@@ -146,6 +148,33 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     # Rates: API_RATE and API_INVALID_KEY_RATE below.
     "DEFAULT_THROTTLE_CLASSES": ["apps.api.throttles.ApiKeyRateThrottle"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# The OpenAPI 3 schema at /api/schema/ and its Swagger UI at /api/docs/ (assets from our static files).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Switchboard API",
+    "DESCRIPTION": (
+        "Manage the agents, WhatsApp connections and conversations of one organization.\n\n"
+        "Authenticate with one of the organization's API keys: `Authorization: Bearer <API key>` "
+        "(create one in the dashboard under API keys, or with `manage.py create_api_key`). "
+        "URLs have no trailing slash. Lists are pages of 50: `{count, next, previous, results}`, "
+        "`?page=N` for the next.\n\n"
+        "Requests are limited per API key (API_RATE); over the limit the answer is 429 with Retry-After.\n\n"
+        'Errors are JSON: `{"detail": ...}` (401, 404, 405, 429), `{field: [messages]}` for invalid '
+        'input (400), and `{"error": ...}` for a refusal of Switchboard\'s own (409, 502).'
+    ),
+    "VERSION": "1",
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    # Separate request and response components: read-only fields (id, created_at) are not inputs.
+    "COMPONENT_SPLIT_REQUEST": True,
+    "PREPROCESSING_HOOKS": ["apps.api.schema.only_public_api"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Kapso -------------------------------------------------------------------------------
