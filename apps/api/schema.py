@@ -56,7 +56,7 @@ def errors(*statuses: int) -> dict:
         400: OpenApiResponse(FieldErrors, description="Invalid input: `{field: [messages]}`."),
         401: OpenApiResponse(Detail, description="Missing, malformed or revoked API key."),
         404: OpenApiResponse(Detail, description="No such object in this organization (or a malformed id)."),
-        409: OpenApiResponse(Error, description="Refused: the object is in use."),
+        409: OpenApiResponse(Error, description="Refused in the object's present state; `error` says why."),
         429: OpenApiResponse(Detail, description="Too many requests for this API key; retry after Retry-After."),
         502: OpenApiResponse(Error, description="Kapso failed; nothing was stored, trying again is safe."),
     }

@@ -291,7 +291,7 @@ class ThreadMessagesApi(APIView):
         return _paginated(request, messages, s.MessageSerializer)
 
     @extend_schema(request=s.ReplySerializer, responses={
-        201: inline_serializer("QueuedReply", {"results": s.MessageSerializer(many=True)}), **errors(400, 404),
+        201: inline_serializer("QueuedReply", {"results": s.MessageSerializer(many=True)}), **errors(400, 404, 409),
     })
     def post(self, request, thread_id: str):
         """An operator's reply `{text}`, queued in the thread's outbox like the agent's answers.
