@@ -175,9 +175,10 @@ class ConnectionListApi(APIView):
         return Response(s.ConnectionSerializer(connection).data, status=201)
 
 
-@extend_schema(parameters=[
-    OpenApiParameter("connection_id", str, OpenApiParameter.PATH, description="The connection's id."),
-])
+_CONNECTION_ID = OpenApiParameter("connection_id", str, OpenApiParameter.PATH, description="The connection's id.")
+
+
+@extend_schema(parameters=[_CONNECTION_ID])
 class ConnectionDetailApi(APIView):
     @extend_schema(responses={200: s.ConnectionSerializer, **errors(404)})
     def get(self, request, connection_id: str):
@@ -211,7 +212,10 @@ class ConnectionDetailApi(APIView):
         return Response(s.ConnectionSerializer(connection).data)
 
 
+@extend_schema(parameters=[_CONNECTION_ID])
 class ConnectionCatchUpApi(APIView):
+    @extend_schema(operation_id="connections_catch_up", request=None,
+                   responses={200: s.CatchUpSerializer, **errors(404, 409, 502)})
     def post(self, request, connection_id: str):
         """Ingest the inbound messages Kapso has for this number and Switchboard missed (an outage
         longer than Kapso's retries): new ones are answered, old ones flagged for a person. 409 for
