@@ -1,4 +1,4 @@
-"""gunicorn: sync workers, about two per core (PERFORMANCE.md: faster than async here).
+"""gunicorn: sync workers, about two per core (docs/performance.md: faster than async here).
 
 Environment: GUNICORN_BIND or PORT, WEB_CONCURRENCY (workers), GUNICORN_TIMEOUT,
 FORWARDED_ALLOW_IPS (the proxies whose X-Forwarded-* headers are trusted), GUNICORN_ACCESS_LOG

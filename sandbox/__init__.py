@@ -1,4 +1,4 @@
-"""A local stand-in for Kapso (REFERENCE.md): its Platform API, its Meta proxy, hosted setup pages,
+"""A local stand-in for Kapso (docs/kapso.md): its Platform API, its Meta proxy, hosted setup pages,
 a phone page per number where a person chats as a WhatsApp contact, and signed webhooks.
 
 Mounted under /sandbox/ only when KAPSO_SANDBOX is on. It never imports product apps: it talks to

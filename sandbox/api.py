@@ -1,6 +1,6 @@
 """Kapso's HTTP API, as far as Switchboard uses it: the Platform API (`/platform/v1`, `{"data": ...}`
 envelopes, `{"error": "<string>"}` errors) and the Meta proxy (`/meta/whatsapp/{version}`, bare
-Meta shapes, Meta error objects). REFERENCE.md §1–6; anything else answers 501 with a hint.
+Meta shapes, Meta error objects). docs/kapso.md §1–7; anything else answers 501 with a hint.
 """
 
 import base64
@@ -38,7 +38,7 @@ def reply(body: object, status: int = 200, headers: dict | None = None) -> HttpR
         response = HttpResponse(status=204)
     else:
         response = JsonResponse(body, status=status, safe=False, json_dumps_params={"separators": (",", ":")})
-    # Kapso puts its rate-limit state on every response (REFERENCE.md §5.4).
+    # Kapso puts its rate-limit state on every response (docs/kapso.md §5.3).
     response["X-RateLimit-Limit"] = "1000"
     response["X-RateLimit-Remaining"] = "999"
     for name, value in (headers or {}).items():
@@ -122,7 +122,7 @@ def _int(value, default: int, low: int, high: int) -> int:
 
 
 def paginate(request, queryset: QuerySet, render: Callable) -> JsonResponse:
-    """Page-number pagination with Kapso's `meta` and X-Total headers (REFERENCE.md §2.1)."""
+    """Page-number pagination with Kapso's `meta` and X-Total headers (docs/kapso.md §2.1)."""
     page = _int(request.GET.get("page"), 1, 1, 10**6)
     per_page = _int(request.GET.get("per_page"), 20, 1, 100)
     total = queryset.count()
@@ -156,7 +156,7 @@ def _decode_cursor(value: str | None) -> int | None:
 
 
 def cursor_page(request, queryset: QuerySet, render: Callable, *, urls: bool) -> JsonResponse:
-    """Cursor pagination, newest first (REFERENCE.md §6). `paging.next` is a URL on the proxy and
+    """Cursor pagination, newest first (docs/kapso.md §6). `paging.next` is a URL on the proxy and
     a cursor on the Platform API."""
     limit = _int(request.GET.get("limit"), 20, 1, 100)
     after, before = _decode_cursor(request.GET.get("after")), _decode_cursor(request.GET.get("before"))
@@ -508,6 +508,6 @@ def meta_message(request, body, version, phone_number_id, message_id):
 
 @csrf_exempt
 def not_implemented(request, surface: str, rest: str = ""):
-    """What the sandbox does not stand in for says so, as the kapso-emulator does (REFERENCE.md §10.2)."""
+    """What the sandbox does not stand in for says so, as the kapso-emulator does (docs/kapso.md §10)."""
     return reply({"error": "not_implemented", "surface": surface, "method": request.method, "path": request.path,
                   "hint": "The Kapso sandbox implements what Switchboard uses; see sandbox/urls.py."}, 501)

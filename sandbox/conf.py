@@ -24,7 +24,7 @@ def _bool(name: str) -> bool:
 
 def api_key() -> str:
     """When set, the sandbox accepts only this X-API-Key; when empty, any non-empty key (as the
-    kapso-emulator does, REFERENCE.md §10.1)."""
+    kapso-emulator does, docs/kapso.md §10)."""
     return _get("KAPSO_SANDBOX_API_KEY")
 
 

@@ -1,4 +1,4 @@
-"""Webhook deliveries, as Kapso makes them (REFERENCE.md §4.3).
+"""Webhook deliveries, as Kapso makes them (docs/kapso.md §4.2).
 
 Every event becomes a Delivery row per subscribed webhook, whose body bytes are fixed once and whose
 id is the X-Idempotency-Key, identical on every retry and on a manual redelivery. The POST happens in
@@ -81,7 +81,7 @@ def schedule(delivery_id, countdown: float = 0.0) -> None:
     transaction.on_commit(lambda: enqueue(deliver_webhook, str(delivery_id), countdown=countdown or None))
 
 
-# --- Buffering (REFERENCE.md §4.3 "Buffering", §4.4.9) ------------------------------------------------
+# --- Buffering (docs/kapso.md §4.2 "Buffering", §4.3) ---------------------------------------------------
 
 
 def _buffer(webhook: Webhook, event: str, item: dict, conversation: Conversation, sequence: int) -> Delivery:

@@ -33,7 +33,7 @@ def index(request):
     })
 
 
-# --- Hosted setup page (REFERENCE.md §2.2–2.4) ----------------------------------------------------
+# --- Hosted setup page (docs/kapso.md §2.2–2.4) -----------------------------------------------------
 
 
 def setup(request, token: str):

@@ -1,4 +1,4 @@
-"""Kapso's wire shapes, built from sandbox rows (REFERENCE.md §2–6; shared/kapso/fixtures).
+"""Kapso's wire shapes, built from sandbox rows (docs/kapso.md §2–6; tests/fixtures/kapso).
 
 Webhook payloads follow the documented v2 samples key for key; API resources follow the OpenAPI
 schemas. Timestamps: unix-second strings in messages, ISO 8601 (UTC, "Z") everywhere else.
@@ -172,7 +172,7 @@ def _message_core(message: Message) -> dict:
 
 
 def received_payload(message: Message, *, is_new_conversation: bool, batched: bool = False) -> dict:
-    """`whatsapp.message.received` (REFERENCE.md §4.4.1; batch items §4.4.9). Like the documented
+    """`whatsapp.message.received` (docs/kapso.md §4.3, batch items too). Like the documented
     sample it carries no `message.from`: receivers take the contact from the conversation."""
     kapso = {"direction": "inbound", "status": "received", "processing_status": "pending",
              "origin": message.origin, "has_media": False, "content": message.text}

@@ -79,7 +79,7 @@ def new_wamid(contact: str) -> str:
     return "wamid." + base64.b64encode(raw).decode()
 
 
-# --- Customers and setup links (REFERENCE.md §2) --------------------------------------------------
+# --- Customers and setup links (docs/kapso.md §2) ---------------------------------------------------
 
 
 def customer_create(*, name: str, external_customer_id: str | None) -> Customer:
@@ -158,7 +158,7 @@ def phone_number_delete(*, number: PhoneNumber) -> None:
     number.delete()
 
 
-# --- Webhooks (REFERENCE.md §4.6) -----------------------------------------------------------------
+# --- Webhooks (docs/kapso.md §4.4) -----------------------------------------------------------------
 
 WEBHOOK_FIELDS = {"url", "secret_key", "events", "active", "headers", "buffer_enabled", "buffer_window_seconds",
                   "max_buffer_size", "buffer_events", "inactivity_minutes", "payload_version", "kind"}
@@ -332,7 +332,7 @@ def business_app_message_send(*, number: PhoneNumber, contact: str, text: str) -
     return message
 
 
-# --- Switchboard sends (Meta proxy, REFERENCE.md §5) --------------------------------------------------
+# --- Switchboard sends (Meta proxy, docs/kapso.md §5) ---------------------------------------------------
 
 
 def failure_take(*, number: PhoneNumber) -> tuple[str, int] | None:

@@ -77,7 +77,7 @@ def test_workers_reuse_their_database_connections_across_tasks():
 
     from config.celery import app
 
-    assert DjangoWorkerFixup(app).db_reuse_max == 1000  # PERFORMANCE.md: x2.7-5.8
+    assert DjangoWorkerFixup(app).db_reuse_max == 1000  # docs/performance.md: x2.7-5.8
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Catching up after an outage: inbound messages in Kapso's history that never reached us are ingested
 through the webhook's path (answered once), old ones flagged for a person; from beat, the connection
-page and the API. History rows are shaped as Kapso's Meta-proxy listing (REFERENCE.md §6.1)."""
+page and the API. History rows are shaped as Kapso's Meta-proxy listing (docs/kapso.md §6)."""
 
 import time
 from datetime import timedelta

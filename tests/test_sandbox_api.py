@@ -1,5 +1,5 @@
 """The sandbox's API is Kapso's: same paths, envelopes, headers and error bodies as the documented
-fixtures (../shared/kapso/fixtures, REFERENCE.md §1–6)."""
+fixtures (tests/fixtures/kapso, docs/kapso.md §1–7)."""
 
 import json
 from pathlib import Path
@@ -10,9 +10,7 @@ from sandbox import services
 from sandbox.models import Customer, FailureKind, SetupLink
 from tests.fakes.sandbox_support import shape_mismatches
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED_FIXTURES = ROOT.parent / "shared" / "kapso" / "fixtures"
-FIXTURES = SHARED_FIXTURES if SHARED_FIXTURES.is_dir() else ROOT / "tests" / "fixtures" / "kapso"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "kapso"
 PLATFORM = "/sandbox/platform/v1"
 META = "/sandbox/meta/whatsapp/v24.0"
 KEY = {"HTTP_X_API_KEY": "any-key"}

@@ -13,8 +13,7 @@ from sandbox.models import Delivery, FailureKind
 from tests.fakes.sandbox_support import Receiver, TaskQueue, shape_mismatches
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_FIXTURES = ROOT.parent / "shared" / "kapso" / "fixtures"
-FIXTURES = SHARED_FIXTURES if SHARED_FIXTURES.is_dir() else ROOT / "tests" / "fixtures" / "kapso"
+FIXTURES = ROOT / "tests" / "fixtures" / "kapso"
 PROJECT_SECRET = "project-secret"
 NUMBER_SECRET = "number-secret"
 CONTACT = "15551234567"

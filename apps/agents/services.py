@@ -1,4 +1,4 @@
-"""Agent runs: schedule, claim, finish, recover (DESIGN.md §4 "Agent turn").
+"""Agent runs: schedule, claim, finish, recover (docs/architecture.md §4 "Agent turn").
 
 The database decides who works on what: a partial unique index allows one pending run per thread
 (new messages join it) and one running run per thread (turns never overlap). `attempts` doubles as

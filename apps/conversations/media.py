@@ -1,5 +1,5 @@
 """The media store: a copy of every inbound media file, fetched once through Kapso, kept in Django's
-storage for MEDIA_RETENTION_DAYS and served to operators through Switchboard (REFERENCE.md §7).
+storage for MEDIA_RETENTION_DAYS and served to operators through Switchboard (docs/kapso.md §7).
 
 Kapso's links expire (`download_url` after about 4 minutes, Meta's media ids after about 7 days)
 and must not reach a browser, so nothing outside this module uses them. The fetch runs in a task

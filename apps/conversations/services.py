@@ -1,4 +1,4 @@
-"""Threads and messages: record inbound, the outbox, delivery status, handoff (DESIGN.md §4)."""
+"""Threads and messages: record inbound, the outbox, delivery status, handoff (docs/architecture.md §4)."""
 
 import logging
 import uuid
@@ -268,7 +268,7 @@ def outside_message_record(*, connection: WhatsAppConnection, update: StatusUpda
 
 def business_app_message_record(*, connection: WhatsAppConnection, update: StatusUpdate) -> None:
     """A person answered from the WhatsApp Business app on the phone: record their message and
-    hand the thread to humans so the agent stops answering (DESIGN.md §4 "Status")."""
+    hand the thread to humans so the agent stops answering (docs/architecture.md §4 "Status")."""
     ref = _outbound_record(connection=connection, update=update, author=Author.OPERATOR, status=MessageStatus.SENT)
     if ref is not None:
         now = timezone.now()

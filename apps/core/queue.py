@@ -1,6 +1,6 @@
 """Enqueueing Celery work without ever failing the caller.
 
-The database row is the truth and a broker message is only a nudge (DESIGN.md §1): when Redis is
+The database row is the truth and a broker message is only a nudge (docs/architecture.md §1): when Redis is
 unreachable the caller carries on, and the sweeper re-enqueues what the database says is pending.
 """
 

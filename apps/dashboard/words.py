@@ -1,6 +1,6 @@
 """What Kapso's and WhatsApp's codes mean, in words an operator can act on."""
 
-# Setup-link failures: the `error_code` Kapso appends to failure_redirect_url (REFERENCE.md §2.3).
+# Setup-link failures: the `error_code` Kapso appends to failure_redirect_url (docs/kapso.md §2.3).
 SETUP_ERRORS: dict[str, tuple[str, str]] = {
     "facebook_auth_failed": (
         "Facebook sign-in did not finish.",

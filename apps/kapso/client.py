@@ -1,6 +1,6 @@
 """The one place that talks to Kapso over HTTP: the Platform API and the Meta proxy.
 
-Platform API responses come wrapped in {"data": ...}; Meta proxy responses are bare (REFERENCE.md §1).
+Platform API responses come wrapped in {"data": ...}; Meta proxy responses are bare (docs/kapso.md §1).
 Every failure raises KapsoError, classified as transient or permanent.
 """
 
@@ -188,7 +188,7 @@ def list_messages(
     return _meta("GET", f"/{phone_number_id}/messages", params=params)
 
 
-# --- Media (REFERENCE.md §7) --------------------------------------------------------------------
+# --- Media (docs/kapso.md §7) -------------------------------------------------------------------
 
 
 class MediaTooLarge(Exception):

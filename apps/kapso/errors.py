@@ -1,6 +1,6 @@
 """Kapso errors, classified so callers know whether trying again can help.
 
-Kapso answers with two body styles (REFERENCE.md §5.7): the Meta error object
+Kapso answers with two body styles (docs/kapso.md §5.4): the Meta error object
 `{"error": {"message", "type", "code", "error_subcode", ...}}` and Kapso's own
 `{"error": "<string>", "code"?: "<string>"}`. Both parse into KapsoError.
 

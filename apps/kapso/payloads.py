@@ -1,4 +1,4 @@
-"""Typed views of Kapso v2 webhook payloads (REFERENCE.md §4.3–4.5).
+"""Typed views of Kapso v2 webhook payloads (docs/kapso.md §4.2–4.3).
 
 Kapso's bodies vary: batched or not, wrapped in {event, data} or bare, phone numbers with or
 without "+", `message.from` present or not. Everything here is defensive and raises PayloadError
@@ -198,7 +198,7 @@ def _message_parts(payload: dict) -> tuple[dict, dict, dict, str]:
 
 
 def _contact_phone(message: dict, kapso: dict, conversation: dict, *, outbound: bool) -> str | None:
-    """The contact's number. `message.from` may be absent (REFERENCE.md §11.5): fall back to the
+    """The contact's number. `message.from` may be absent (docs/kapso.md §4.3): fall back to the
     conversation's number, then Kapso's copy."""
     candidates = [message.get("to")] if outbound else [message.get("from")]
     candidates += [conversation.get("phone_number"), kapso.get("phone_number")]

@@ -1,4 +1,4 @@
-"""Kapso's per-key rate limit (REFERENCE.md §5.4), shared by every worker through Redis.
+"""Kapso's per-key rate limit (docs/kapso.md §5.3), shared by every worker through Redis.
 
 Kapso counts requests per API key in fixed one-minute windows (100 to 2,000 by plan) and answers
 429 with Retry-After past the limit. Every tenant goes through Switchboard's one key, so there is one

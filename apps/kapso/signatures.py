@@ -1,4 +1,4 @@
-"""Kapso webhook signatures: lowercase hex HMAC-SHA256 of the exact body bytes (REFERENCE.md §4.3)."""
+"""Kapso webhook signatures: lowercase hex HMAC-SHA256 of the exact body bytes (docs/kapso.md §4.2)."""
 
 import hashlib
 import hmac

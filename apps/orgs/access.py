@@ -1,7 +1,7 @@
 """Tenant access for the dashboard: who may see an org, and lookups that 404 for outsiders.
 
 Another organization's objects — and organizations the user is not a member of — answer 404, not
-403: an outsider must not even learn that they exist (DESIGN.md §7.8). A member whose role is too
+403: an outsider must not even learn that they exist (docs/architecture.md §7.8). A member whose role is too
 low gets 403: they know the page exists and should be told they may not use it.
 """
 

@@ -1,7 +1,7 @@
 """Catching up after an outage: inbound messages Kapso has and we missed.
 
 Kapso retries a webhook delivery for about two and a half minutes, then marks it failed and never
-sends it again (REFERENCE.md §4.3). So after any outage longer than that (ours, the network's), some
+sends it again (docs/kapso.md §4.2). So after any outage longer than that (ours, the network's), some
 customers' messages exist only in Kapso. For each connected number we list Kapso's inbound history
 since the last message we stored (Meta proxy `GET /{phone_number_id}/messages`, following cursors)
 and ingest what is missing through the same handler as a webhook. Messages are deduplicated by

@@ -16,7 +16,7 @@ def _assign_only_agent(connection) -> None:
 
 def unwrap_project_payload(body: object, event_header: str | None) -> tuple[str, dict]:
     """Kapso sends the bare payload with the event in a header; its docs show `{event, data}`.
-    Both are accepted (REFERENCE.md §2.4)."""
+    Both are accepted (docs/kapso.md §2.4)."""
     if not isinstance(body, dict):
         raise PayloadError("the body must be a JSON object")
     if isinstance(body.get("event"), str) and isinstance(body.get("data"), dict):

@@ -26,7 +26,7 @@ SIGNATURE_HEADER = "X-Webhook-Signature"
 
 
 class KapsoWebhookView(APIView):
-    # Lean on purpose (PERFORMANCE.md §6): no authentication, parsers or throttles run here.
+    # Lean on purpose (docs/performance.md, "Measured facts" §6): no authentication, parsers or throttles run here.
     authentication_classes: list = []
     permission_classes = [AllowAny]
     parser_classes: list = []

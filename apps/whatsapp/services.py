@@ -1,4 +1,4 @@
-"""Onboarding and lifecycle of WhatsApp connections (DESIGN.md §4 "Connect a number")."""
+"""Onboarding and lifecycle of WhatsApp connections (docs/architecture.md §4 "Connect a number")."""
 
 import logging
 import secrets

@@ -1,1 +1,1 @@
-"""The ack benchmark's yardstick: verify the HMAC, insert one row, enqueue one task (PERFORMANCE.md)."""
+"""The ack benchmark's yardstick: verify the HMAC, insert one row, enqueue one task (docs/performance.md)."""

@@ -101,7 +101,7 @@ TEMPLATES = [
     },
 ]
 
-# PostgreSQL only. Persistent connections: a new connection costs ~6 ms (PERFORMANCE.md).
+# PostgreSQL only. Persistent connections: a new connection costs ~6 ms (docs/performance.md).
 DATABASES = {
     "default": dj_database_url.parse(
         env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/switchboard"),
@@ -333,7 +333,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Keep workers' database connections across tasks. Celery's Django fix-up reads this from its own
 # configuration (this setting), not from the environment, and otherwise closes the connection
-# before and after every task: a new PostgreSQL connection per task (PERFORMANCE.md: ×2.7–5.8).
+# before and after every task: a new PostgreSQL connection per task (docs/performance.md: ×2.7–5.8).
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 # Enqueueing must never hang a webhook request when Redis is gone: fail fast, the sweeper recovers.
 CELERY_BROKER_TRANSPORT_OPTIONS = {

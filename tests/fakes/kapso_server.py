@@ -1,5 +1,5 @@
 """A local stand-in for Kapso's HTTP API, for tests: real HTTP on 127.0.0.1, Kapso's paths,
-envelopes and error bodies (REFERENCE.md §1–6). It records every request and can be told to fail
+envelopes and error bodies (docs/kapso.md §1–6). It records every request and can be told to fail
 the next sends, so tests replace Kapso only at the network edge."""
 
 import base64
@@ -144,7 +144,7 @@ class FakeKapso(LocalServer):
         return 404, {"error": "Not found"}, {}
 
     def _media_lookup(self, media_id: str, query: str) -> tuple[int, object, dict]:
-        # Kapso's proxy requires phone_number_id on media lookups (REFERENCE.md §7).
+        # Kapso's proxy requires phone_number_id on media lookups (docs/kapso.md §7).
         if "phone_number_id=" not in query:
             return 400, {"error": {"message": "phone_number_id is required", "code": 100}}, {}
         if media_id not in self.media_ids:
@@ -165,7 +165,7 @@ class FakeKapso(LocalServer):
 
     def _history_page(self, query: dict) -> tuple[int, object, dict]:
         """Newest first, `limit` a page (at most 100), `after` an opaque cursor, filtered by
-        `direction` and `since` as Kapso's Meta-proxy listing is (REFERENCE.md §6.1)."""
+        `direction` and `since` as Kapso's Meta-proxy listing is (docs/kapso.md §6)."""
         with self._lock:
             if self.history_failures:
                 self.history_failures -= 1

@@ -1,4 +1,4 @@
-"""The agent's tools: plain functions in a registry, each with a JSON schema (DESIGN.md §5).
+"""The agent's tools: plain functions in a registry, each with a JSON schema (docs/architecture.md §5).
 
 A tool receives a ToolContext that carries the org, connection, thread and run, and queries only
 through that org. Tools never send anything themselves: `whatsapp.send` adds to the turn's
