@@ -11,7 +11,7 @@ pytestmark = pytest.mark.django_db
 AGENT_FIELDS = {
     "id", "name", "slug", "system_prompt", "model", "tools", "fallback_text", "created_at", "history_window",
     "max_steps", "allowed_numbers", "acknowledgement_text", "typing_indicator", "reset_command", "mode",
-    "fallback_model", "max_input_chars", "turn_timeout_seconds", "debounce_seconds",
+    "fallback_model", "max_input_chars", "turn_timeout_seconds", "debounce_seconds", "knowledge_auto",
 }
 
 

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from apps.conversations import selectors
 from apps.conversations.models import Direction
+from apps.knowledge.selectors import knowledge_search
 
 from . import llm, services
 from . import media as agent_media
@@ -144,8 +145,11 @@ def _answer(*, run, agent, thread, answered, since, heartbeat) -> TurnOutcome:
     # Only the photos of the messages answered now go as images: older ones were seen in their turn.
     images_for = frozenset(answered_ids) if images else frozenset()
     messages = conversation_for_model(history, agent.max_input_chars, thread=thread, images_for=images_for)
+    if agent.knowledge_auto:
+        system = with_knowledge(system, agent, answered, context)
     specs = tool_specs(agent.tools or [], allowed_numbers=agent.allowed_numbers)
-    outcome = TurnOutcome(status=RunStatus.SUCCEEDED, pending_sends=context.pending_sends, model=_spec(model))
+    outcome = TurnOutcome(status=RunStatus.SUCCEEDED, pending_sends=context.pending_sends, model=_spec(model),
+                          passages=context.passages)
     try:
         _loop(agent, model, system, messages, specs, context, run, outcome, heartbeat)
     except llm.ModelError as error:
@@ -176,6 +180,19 @@ def _complete(agent, model, system, messages, specs, heartbeat, outcome: TurnOut
         logger.warning("model %s failed (%s); asking the fallback model %s", _spec(model), error, fallback)
         outcome.model = _spec(fallback)
         return _complete_with_retries(fallback, system, messages, specs, heartbeat)
+
+
+def with_knowledge(system: str, agent, answered, context: ToolContext) -> str:
+    """knowledge_auto: the passages that best match what the contact just wrote (the messages
+    this turn answers), added to the system prompt with their source, and recorded for the turn card."""
+    asked = " ".join(m.text for m in answered)
+    passages = knowledge_search(agent_id=agent.pk, query=asked, limit=settings.KNOWLEDGE_AUTO_PASSAGES)
+    if not passages:
+        return system
+    context.passages.extend(p.as_dict() for p in passages)
+    quoted = "\n\n".join(f"[{i}] {p.title}\n{p.text}" for i, p in enumerate(passages, 1))
+    return (f"{system}\n\nFacts from the business's knowledge base that may answer the contact (use them, "
+            f"and do not invent facts they do not give):\n\n{quoted}")
 
 
 def _loop(agent, model, system, messages, specs, context, run, outcome: TurnOutcome, heartbeat) -> None:

@@ -319,6 +319,7 @@ AGENT_EDITABLE_FIELDS = (
     "name", "slug", "system_prompt", "model_provider", "model_name", "temperature", "max_tokens", "tools",
     "fallback_text", "history_window", "max_steps", "allowed_numbers", "acknowledgement_text", "typing_indicator",
     "reset_command", "mode", "fallback_model", "max_input_chars", "turn_timeout_seconds", "debounce_seconds",
+    "knowledge_auto",
 )
 MIN_TURN_TIMEOUT_SECONDS = 5
 MAX_DEBOUNCE_SECONDS = 15

@@ -119,6 +119,7 @@ class AgentSerializer(StrictSerializer):
     turn_timeout_seconds = serializers.IntegerField(min_value=MIN_TURN_TIMEOUT_SECONDS, max_value=3600,
                                                     required=False, allow_null=True)
     debounce_seconds = serializers.IntegerField(min_value=0, max_value=MAX_DEBOUNCE_SECONDS, required=False)
+    knowledge_auto = serializers.BooleanField(required=False)
     created_at = serializers.DateTimeField(read_only=True)
 
     def validate_tools(self, tools: list[str]) -> list[str]:
@@ -231,3 +232,59 @@ class MessageSerializer(serializers.ModelSerializer):
 
 class ReplySerializer(StrictSerializer):
     text = serializers.CharField(max_length=MAX_REPLY_CHARS)
+
+
+# --- Knowledge ---------------------------------------------------------------------------------
+
+
+class KnowledgeSourceSerializer(serializers.Serializer):
+    """A source of an agent's knowledge. An FAQ entry reads as `question`/`answer`; the text of a
+    file or web page is not repeated here (it can be large): `characters` tells its size."""
+
+    id = serializers.UUIDField(read_only=True)
+    kind = serializers.CharField(read_only=True)
+    title = serializers.CharField(read_only=True)
+    question = serializers.SerializerMethodField()
+    answer = serializers.SerializerMethodField()
+    text = serializers.SerializerMethodField()
+    url = serializers.CharField(read_only=True)
+    filename = serializers.CharField(read_only=True)
+    status = serializers.CharField(read_only=True)
+    error = serializers.CharField(read_only=True)
+    characters = serializers.SerializerMethodField()
+    fetched_at = serializers.DateTimeField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+
+    def get_question(self, source) -> str | None:
+        return source.title if source.kind == "faq" else None
+
+    def get_answer(self, source) -> str | None:
+        return source.text if source.kind == "faq" else None
+
+    def get_text(self, source) -> str | None:
+        return source.text if source.kind == "text" else None
+
+    def get_characters(self, source) -> int:
+        return len(source.text)
+
+
+class KnowledgeCreateSerializer(StrictSerializer):
+    """`{"kind": "faq", "question", "answer"}`, `{"kind": "text", "title", "text"}`, `{"kind": "url", "url"}`;
+    a file as multipart (`file`, optional `title`, `kind` "file" or absent)."""
+
+    kind = serializers.ChoiceField(choices=["faq", "text", "url", "file"], required=False)
+    question = serializers.CharField(required=False, allow_blank=True, trim_whitespace=True)
+    answer = serializers.CharField(required=False, allow_blank=True, trim_whitespace=True)
+    title = serializers.CharField(required=False, allow_blank=True)
+    text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    url = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    file = serializers.FileField(required=False)
+
+    def validate(self, data: dict) -> dict:
+        if "file" in data:
+            data.setdefault("kind", "file")
+        if data.get("kind") is None:
+            raise serializers.ValidationError({"kind": ["Say which kind of source this is: faq, text, url or file."]})
+        if data["kind"] == "file" and "file" not in data:
+            raise serializers.ValidationError({"file": ["Send the file as multipart/form-data in the `file` field."]})
+        return data

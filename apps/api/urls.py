@@ -8,6 +8,9 @@ from . import views
 urlpatterns = [
     path("agents", views.AgentListApi.as_view(), name="api-agents"),
     path("agents/<str:agent_id>", views.AgentDetailApi.as_view(), name="api-agent"),
+    path("agents/<str:agent_id>/knowledge", views.KnowledgeListApi.as_view(), name="api-knowledge"),
+    path("agents/<str:agent_id>/knowledge/<str:source_id>", views.KnowledgeDetailApi.as_view(),
+         name="api-knowledge-source"),
     path("connections", views.ConnectionListApi.as_view(), name="api-connections"),
     path("connections/<str:connection_id>", views.ConnectionDetailApi.as_view(), name="api-connection"),
     path(

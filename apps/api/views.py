@@ -9,6 +9,7 @@ unavailable).
 
 import logging
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import F, QuerySet
@@ -17,6 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
@@ -27,6 +29,8 @@ from apps.conversations import privacy
 from apps.conversations.models import Message, Thread
 from apps.conversations.services import ReplyRefused, operator_reply
 from apps.kapso.errors import KapsoError
+from apps.knowledge import services as knowledge
+from apps.knowledge.models import KnowledgeSource
 from apps.webhooks.catchup import connection_catch_up
 from apps.whatsapp import services as whatsapp
 from apps.whatsapp.hours import HoursInvalid
@@ -313,3 +317,38 @@ class ThreadMessagesApi(APIView):
         except ReplyRefused as refused:
             return _error(409, str(refused))
         return Response({"results": s.MessageSerializer(messages, many=True).data}, status=201)
+
+
+# --- Knowledge -------------------------------------------------------------------------------------
+
+
+class KnowledgeListApi(APIView):
+    parser_classes = [JSONParser, MultiPartParser]  # files come as multipart/form-data
+
+    def get(self, request, agent_id: str):
+        agent = _agent_or_404(request, agent_id)
+        sources = KnowledgeSource.objects.filter(org=request.user.org, agent=agent).order_by("-created_at", "-id")
+        return _paginated(request, sources, s.KnowledgeSourceSerializer)
+
+    def post(self, request, agent_id: str):
+        """Add a source. FAQ entries, texts and files are searchable at once (201, `ready`); a web
+        page is fetched in the background (201, `fetching`; then `ready` or `failed` with `error`)."""
+        agent = _agent_or_404(request, agent_id)
+        data = _input(s.KnowledgeCreateSerializer, request)
+        upload = data.pop("file", None)
+        if upload is not None:
+            data.update(filename=upload.name, data=upload.read(settings.KNOWLEDGE_FILE_MAX_BYTES + 1))
+        try:
+            source = knowledge.source_create(agent=agent, **data)
+        except knowledge.SourceInvalid as exc:
+            raise ValidationError({exc.field: [str(exc)]}) from exc
+        return Response(s.KnowledgeSourceSerializer(source).data, status=201)
+
+
+class KnowledgeDetailApi(APIView):
+    def delete(self, request, agent_id: str, source_id: str):
+        agent = _agent_or_404(request, agent_id)
+        sources = KnowledgeSource.objects.filter(org=request.user.org, agent=agent)
+        source = _owned(sources, source_id, "knowledge source")
+        knowledge.source_delete(source=source)
+        return Response(status=204)

@@ -157,6 +157,11 @@ class AgentForm(forms.Form):
                   "person it is talking to.",
     )
 
+    knowledge_auto = forms.BooleanField(
+        required=False, label="Look up the knowledge base before every answer",
+        help_text="The best passages of this agent's knowledge are given to the model with each message.",
+    )
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["tools"].choices = [(name, name) for name in all_tools()]
@@ -195,7 +200,7 @@ class AgentForm(forms.Form):
 AGENT_FORM_FIELDS = (
     "name", "slug", "system_prompt", "model_provider", "model_name", "temperature", "max_tokens", "tools",
     "fallback_text", "acknowledgement_text", "typing_indicator", "reset_command", "mode", "debounce_seconds",
-    "history_window", "max_steps", "max_input_chars", "turn_timeout_seconds",
+    "history_window", "max_steps", "max_input_chars", "turn_timeout_seconds", "knowledge_auto",
 )
 NEW_AGENT_DEBOUNCE_SECONDS = 2
 

@@ -67,7 +67,7 @@ def _finished_runs(thread: Thread):
 def _merge(messages, runs) -> list[StreamItem]:
     items = [StreamItem("message", m, m.created_at) for m in messages]
     # A plain successful turn is already visible as its reply; show a card only when there is more
-    # to see: the tools it used, or that it failed or did not answer.
+    # to see: the tools it used, the knowledge it was given, or that it failed or did not answer.
     items += [StreamItem("run", r, r.finished_at) for r in runs
-              if r.status != RunStatus.SUCCEEDED or r.tool_calls.all()]
+              if r.status != RunStatus.SUCCEEDED or r.tool_calls.all() or r.passages]
     return sorted(items, key=lambda item: (item.key, item.kind != "run"))

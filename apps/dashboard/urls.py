@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, reverse_lazy
 
 from .forms import EmailAuthenticationForm
-from .views import account, agents, connections, inbox, ops
+from .views import account, agents, connections, inbox, knowledge, ops
 
 auth_patterns = [
     path(
@@ -64,6 +64,12 @@ org_patterns = [
     path("agents/<str:agent_id>/", agents.agent_detail, name="agent"),
     path("agents/<str:agent_id>/edit/", agents.agent_edit, name="agent-edit"),
     path("agents/<str:agent_id>/delete/", agents.agent_delete, name="agent-delete"),
+    path("agents/<str:agent_id>/knowledge/", knowledge.knowledge_list, name="knowledge"),
+    path("agents/<str:agent_id>/knowledge/add/", knowledge.knowledge_add, name="knowledge-add"),
+    path("agents/<str:agent_id>/knowledge/<str:source_id>/refetch/", knowledge.knowledge_refetch,
+         name="knowledge-refetch"),
+    path("agents/<str:agent_id>/knowledge/<str:source_id>/delete/", knowledge.knowledge_delete,
+         name="knowledge-delete"),
     path("agents/<str:agent_id>/playground/", agents.playground_send, name="playground-send"),
     path("agents/<str:agent_id>/playground/updates/", agents.playground_updates, name="playground-updates"),
     path("agents/<str:agent_id>/playground/reset/", agents.playground_reset, name="playground-reset"),

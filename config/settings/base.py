@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "apps.kapso",
     "apps.whatsapp",
     "apps.conversations",
+    "apps.knowledge",
     "apps.agents",
     "apps.webhooks",
     "apps.dashboard",
@@ -343,6 +344,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": 3600,
 }
 CELERY_TASK_PUBLISH_RETRY = False
+# Knowledge: size and time limits of uploaded files and fetched web pages. Private and loopback
+# addresses are refused unless KNOWLEDGE_URL_ALLOW_PRIVATE (for a local test site only).
+KNOWLEDGE_FILE_MAX_BYTES = env_int("KNOWLEDGE_FILE_MAX_BYTES", 10_000_000)
+KNOWLEDGE_URL_MAX_BYTES = env_int("KNOWLEDGE_URL_MAX_BYTES", 3_000_000)
+KNOWLEDGE_URL_TIMEOUT_SECONDS = env_float("KNOWLEDGE_URL_TIMEOUT_SECONDS", 10.0)
+KNOWLEDGE_URL_ALLOW_PRIVATE = env("KNOWLEDGE_URL_ALLOW_PRIVATE", "") == "1"
+# Passages retrieved before every turn of an agent with knowledge_auto.
+KNOWLEDGE_AUTO_PASSAGES = env_int("KNOWLEDGE_AUTO_PASSAGES", 3)
+
 # An assigned conversation whose operator has not replied for this long is flagged in the inbox.
 ASSIGNED_STALE_MINUTES = env_int("ASSIGNED_STALE_MINUTES", 30)
 

@@ -53,16 +53,19 @@ class Tool:
 
 
 def _registry() -> dict[str, Tool]:
-    from . import get_conversation, get_status, handoff, send
+    from . import get_conversation, get_status, handoff, knowledge_search, send
 
-    return {tool.name: tool for tool in (send.TOOL, get_conversation.TOOL, get_status.TOOL, handoff.TOOL)}
+    tools = (send.TOOL, get_conversation.TOOL, get_status.TOOL, handoff.TOOL, knowledge_search.TOOL)
+    return {tool.name: tool for tool in tools}
 
 
 def all_tools() -> dict[str, Tool]:
     return _registry()
 
 
-TOOL_NAMES = ("whatsapp.send", "whatsapp.getConversation", "whatsapp.getStatus", "conversation.handoff")
+TOOL_NAMES = (
+    "whatsapp.send", "whatsapp.getConversation", "whatsapp.getStatus", "conversation.handoff", "knowledge.search",
+)
 
 
 # Tools that can reach a contact other than the current one, and only the agent's allowed numbers.

@@ -14,6 +14,7 @@ from apps.agents import services as agents
 from apps.agents.models import Agent
 from apps.agents.runtime import contact_name_for_prompt, render_prompt
 from apps.agents.tools import all_tools
+from apps.knowledge.selectors import knowledge_sources
 from apps.orgs.access import get_for_org_or_404
 from apps.orgs.models import Role
 from apps.whatsapp.models import real_numbers
@@ -119,7 +120,7 @@ def agent_detail(request: HttpRequest, agent_id: str) -> HttpResponse:
         "connections": list(agent.connections.numbers()), "tools": all_tools(),
         "since": (timezone.now() - timedelta(seconds=15)).isoformat(),
         "thinking": thread is not None and selectors.turn_in_progress(thread=thread), "form": PlaygroundForm(),
-        "playground": True,
+        "playground": True, "sources": knowledge_sources(agent=agent),
     }
     return render(request, "dashboard/agent_detail.html", context)
 
