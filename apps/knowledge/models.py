@@ -1,5 +1,5 @@
 """An agent's knowledge: sources (FAQ entries, texts, files, web pages) cut into chunks that
-PostgreSQL indexes for full-text search (DESIGN.md "Knowledge")."""
+PostgreSQL indexes for full-text search."""
 
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
