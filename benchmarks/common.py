@@ -28,7 +28,7 @@ PYTHON = str(BIN / "python")
 RESULTS = REPO / "benchmarks" / "results.jsonl"
 FIXTURES = REPO / "tests" / "fixtures" / "kapso"
 PG = "postgres://postgres@127.0.0.1:5432"
-REDIS_DB = 14
+REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "14"))  # a Redis DB index of the benchmarks' own, flushed
 REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
 SETTINGS = "config.settings.benchmark"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -418,6 +418,27 @@ def received_payload(template: dict, *, phone_number_id: str, phone: str, wamid:
     conv = p["conversation"]
     conv.update(id=conversation_id, phone_number=phone, phone_number_id=phone_number_id)
     conv["kapso"].update(contact_name=contact_name, last_message_id=wamid, last_message_text=text)
+    p["phone_number_id"] = phone_number_id
+    return p
+
+
+STATUS_EVENTS = ("sent", "delivered", "read")
+
+
+def status_templates() -> dict[str, dict]:
+    return {status: json.loads((FIXTURES / f"whatsapp.message.{status}__text.json").read_text())
+            for status in STATUS_EVENTS}
+
+
+def status_payload(template: dict, *, phone_number_id: str, phone: str, wamid: str, text: str) -> dict:
+    """A `whatsapp.message.sent|delivered|read` v2 payload shaped like the fixture, with our values."""
+    p = copy.deepcopy(template)
+    now = str(int(time.time()))
+    p["message"].update(id=wamid, timestamp=now)
+    p["message"]["text"]["body"] = text
+    for status in p["message"]["kapso"]["statuses"]:
+        status.update(id=wamid, timestamp=now, recipient_id=phone.lstrip("+"))
+    p["conversation"].update(phone_number=phone, phone_number_id=phone_number_id)
     p["phone_number_id"] = phone_number_id
     return p
 

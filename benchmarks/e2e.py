@@ -15,6 +15,11 @@ shuffled order, so each contact writes every contacts/rate seconds) spread over 
 numbers of --orgs organizations (Switchboard paces sends to 20/s per number). About 10% of messages
 ask for "status", which makes the offline model call the whatsapp.getStatus tool first.
 
+Status webhooks: as Kapso does, every reply the stand-in accepts is followed by its `sent`, `delivered`
+and `read` webhooks (posted in that order, as soon as the send is seen), so each message costs four
+signed webhooks; --no-statuses posts only the inbound ones (the load of the benchmark's first version).
+Every reply must end `read`.
+
 Latency of a message = the stand-in's arrival time of the send answering it − the time its webhook
 POST started. Checked exactly: every message stored and answered, no turn answered twice, no send
 lost (every outbound row sent and seen by the stand-in, every send recorded in the database).
@@ -28,6 +33,7 @@ import json
 import random
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -60,6 +66,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--default-pool", default="threads", help="pool of the default worker (prefork, threads)")
     p.add_argument("--agents-concurrency", type=int, default=32)
     p.add_argument("--default-concurrency", type=int, default=8)
+    p.add_argument("--no-statuses", dest="statuses", action="store_false",
+                   help="don't follow each reply with its sent/delivered/read webhooks")
     p.add_argument("--profile", action="store_true", help="py-spy the web and both workers during the load")
     p.add_argument("--no-record", action="store_true")
     return p.parse_args()
@@ -120,8 +128,8 @@ def plan_messages(args, numbers: list[dict], prefix: str, count: int, first_cont
 # --- load --------------------------------------------------------------------------------------------
 
 
-def post(port: int, item: dict) -> None:
-    headers = {"Content-Type": "application/json", "X-Webhook-Event": "whatsapp.message.received",
+def post(port: int, item: dict, event: str = "whatsapp.message.received") -> None:
+    headers = {"Content-Type": "application/json", "X-Webhook-Event": event,
                "X-Webhook-Signature": item["signature"], "X-Idempotency-Key": str(uuid.uuid4()),
                "X-Webhook-Payload-Version": "v2"}
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
@@ -155,10 +163,75 @@ def drive(port: int, plan: list[dict], rate: float) -> dict:
             "wall_s": round(dispatched, 3)}
 
 
-def standin_sends(port: int) -> list[dict]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/__bench/sends", headers={"X-API-Key": API_KEY})
+def standin_sends(port: int, since: int = 0) -> list[dict]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/__bench/sends?since={since}",
+                                     headers={"X-API-Key": API_KEY})
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())["sends"]
+
+
+class StatusFeeder(threading.Thread):
+    """Kapso's status webhooks: each send the stand-in accepts is followed by its `sent`, `delivered`
+    and `read` webhooks, posted in that order (one delivery after the other) by a pool of posters."""
+
+    def __init__(self, web_port: int, kapso_port: int, numbers: list[dict], since: int):
+        super().__init__(daemon=True)
+        self.web_port, self.kapso_port, self.since = web_port, kapso_port, since
+        self.secrets = {n["phone_number_id"]: n["secret"] for n in numbers}
+        self.templates = common.status_templates()
+        self.posts: list[dict] = []
+        self.stopping = threading.Event()
+        self.pool = ThreadPoolExecutor(max_workers=32)
+
+    def run(self) -> None:
+        while True:
+            last_round = self.stopping.is_set()
+            for send in standin_sends(self.kapso_port, self.since):
+                self.since += 1
+                if send["phone_number_id"] in self.secrets:
+                    self.pool.submit(self.post_statuses, send)
+            if last_round:
+                return
+            time.sleep(0.05)
+
+    def post_statuses(self, send: dict) -> None:
+        for status in common.STATUS_EVENTS:
+            body = common.compact(common.status_payload(
+                self.templates[status], phone_number_id=send["phone_number_id"], phone=str(send["to"]),
+                wamid=send["wamid"], text=send["text"] or ""))
+            item = {"body": body, "signature": common.sign(self.secrets[send["phone_number_id"]], body)}
+            post(self.web_port, item, event=f"whatsapp.message.{status}")
+            self.posts.append(item)
+
+    def finish(self) -> dict:
+        """Post the statuses of every send seen so far, then count the acknowledgements."""
+        self.stopping.set()
+        self.join()
+        self.pool.shutdown(wait=True)
+        acks = [1000 * (p["t_ack"] - p["t_post"]) for p in self.posts]
+        statuses: dict = {}
+        for p in self.posts:
+            statuses[str(p.get("status"))] = statuses.get(str(p.get("status")), 0) + 1
+        return {"posted": len(self.posts), "ack_statuses": statuses, "ack_ms": {
+            "p50": percentile(acks, 50), "p99": percentile(acks, 99), "max": max(acks) if acks else None}}
+
+
+def not_read(prefix: str) -> int:
+    """Replies to the benchmark's messages whose `read` status has not been applied."""
+    from apps.conversations.models import Message
+
+    return (Message.objects.filter(direction="outbound", run__messages__wamid__startswith=f"wamid.{prefix}.")
+            .exclude(status="read").distinct().count())
+
+
+def wait_read(prefix: str, timeout: float) -> float:
+    from django.db import connection
+
+    start = time.monotonic()
+    while time.monotonic() - start < timeout and not_read(prefix):
+        time.sleep(0.5)
+    connection.close()
+    return time.monotonic() - start
 
 
 def pending_work(prefix: str) -> int:
@@ -340,9 +413,15 @@ def main() -> None:
                 out = work / f"pyspy-{name}.txt"
                 spies.append((name, out, profiling.record(trees[name], int(args.duration), out)))
         print(f"load: {count} messages at {args.rate:g}/s over {args.contacts} contacts, {args.numbers} numbers")
+        feeder = StatusFeeder(args.web_port, args.kapso_port, numbers, since=sends_before)
+        if args.statuses:
+            feeder.start()
         with meter:
             load = drive(args.web_port, plan, args.rate)
             drain = wait_answered(prefix, count, args.drain_timeout)
+            if args.statuses:
+                status_posts = feeder.finish()
+                drain += wait_read(prefix, args.drain_timeout)
         sends = standin_sends(args.kapso_port)
         for _, _, spy in spies:
             spy.wait(60)
@@ -352,6 +431,8 @@ def main() -> None:
 
     cpu = meter.report()
     result = analyse(prefix, plan, sends[sends_before:] if sends_before <= len(sends) else sends)
+    result["status_webhooks"] = status_posts if args.statuses else None
+    result["replies_not_read"] = not_read(prefix) if args.statuses else None
     first_post = min(i["t_post"] for i in plan if "t_post" in i)
     last_send = max((s["at"] for s in sends[sends_before:]), default=first_post)
     result.update(
@@ -371,6 +452,7 @@ def main() -> None:
 
 def report(args, r: dict, profiles: dict, work: Path) -> None:
     lat = r["latency_ms"]
+    statuses = r["status_webhooks"]
     print()
     print_table(["figure", "value"], [
         ["messages posted (offered rate)", f"{r['posted']} ({args.rate:g}/s for {args.duration:g} s)"],
@@ -384,6 +466,10 @@ def report(args, r: dict, profiles: dict, work: Path) -> None:
         ["webhook→send p50 / p90 / p99 / max ms",
          f"{fmt(lat['p50'])} / {fmt(lat['p90'])} / {fmt(lat['p99'])} / {fmt(lat['max'])}"],
         ["  ack p50 / p99 ms", f"{fmt(r['ack_ms']['p50'])} / {fmt(r['ack_ms']['p99'])}"],
+        ["status webhooks posted, acks", "off" if not statuses else
+         f"{statuses['posted']} {json.dumps(statuses['ack_statuses'])}, p50 / p99 "
+         f"{fmt(statuses['ack_ms']['p50'])} / {fmt(statuses['ack_ms']['p99'])} ms"],
+        ["replies not ended read", "-" if not statuses else r["replies_not_read"]],
         ["  post→turn start p50 / p99 ms",
          f"{fmt(r['post_to_turn_start_ms']['p50'])} / {fmt(r['post_to_turn_start_ms']['p99'])}"],
         ["  turn p50 / p99 ms", f"{fmt(r['turn_ms']['p50'])} / {fmt(r['turn_ms']['p99'])}"],
@@ -398,7 +484,9 @@ def report(args, r: dict, profiles: dict, work: Path) -> None:
     ])
     exact = (r["stored"] == r["posted"] and r["unanswered"] == 0 and r["runs_answered_twice"] == 0
              and r["orphan_sends"] == 0 and r["outbound_not_sent"] == 0 and r["outbound_not_seen_by_kapso"] == 0
-             and r["ack_statuses"] == {"200": r["posted"]})
+             and r["ack_statuses"] == {"200": r["posted"]}
+             and (not statuses or (statuses["ack_statuses"] == {"200": 3 * r["outbound_rows"]}
+                                   and r["replies_not_read"] == 0)))
     targets = {"p50_lt_150ms": lat["p50"] is not None and lat["p50"] < 150,
                "p99_lt_1s": lat["p99"] is not None and lat["p99"] < 1000, "counts_exact": exact}
     print("targets: " + ", ".join(f"{k} {'PASS' if v else 'FAIL'}" for k, v in targets.items()))

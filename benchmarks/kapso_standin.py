@@ -1,6 +1,6 @@
 """The tests' FakeKapso (tests/fakes/kapso_server.py) as a process of its own on a fixed port, for
 benchmarks/e2e.py. It records when each text send arrived; GET /__bench/sends returns the records
-(with the X-API-Key header, like every other path).
+(with the X-API-Key header, like every other path), GET /__bench/sends?since=N those after the first N.
 
     .venv/bin/python -m benchmarks.kapso_standin --port 8211 --api-key bench-kapso-key
 """
@@ -28,15 +28,17 @@ def serve(port: int, api_key: str, send_delay: float = 0.0) -> None:
     def recording_route(method: str, path: str, body):
         at = time.time()
         if path.startswith("/__bench/sends"):
+            since = int(path.partition("since=")[2] or 0)
             with lock:
-                return 200, {"sends": list(records)}, {}
+                return 200, {"sends": records[since:]}, {}
         status, payload, headers = route(method, path, body)
         if (method == "POST" and path.split("?")[0].endswith("/messages") and status == 200
                 and isinstance(payload, dict) and payload.get("messages")):
             text = (body or {}).get("text") or {}
             with lock:
                 records.append({"at": at, "wamid": payload["messages"][0]["id"], "to": (body or {}).get("to"),
-                                "text": text.get("body") if isinstance(text, dict) else None})
+                                "text": text.get("body") if isinstance(text, dict) else None,
+                                "phone_number_id": path.split("?")[0].rstrip("/").split("/")[-2]})
         return status, payload, headers
 
     fake.route = recording_route
