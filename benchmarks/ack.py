@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/ack.py [--rounds 3] [--duration 10] [--connections 16] [--profile]
 
 One gunicorn (deploy/gunicorn.conf.py: sync workers, DEBUG off, persistent connections) serves both
-endpoints from config.settings.benchmark, on a fresh database sb_bench_ack and Redis DB 14; no
+endpoints from benchmarks.settings, on a fresh database sb_bench_ack and Redis DB 14; no
 Celery worker runs (tasks queue up in Redis, flushed between runs). `wrk` (closed loop, 16
 connections) replays signed `whatsapp.message.received` deliveries shaped like the fixtures, each
 with its own X-Idempotency-Key and wamid; half come from new contacts, half from existing threads.

@@ -30,7 +30,7 @@ FIXTURES = REPO / "tests" / "fixtures" / "kapso"
 PG = "postgres://postgres@127.0.0.1:5432"
 REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "14"))  # a Redis DB index of the benchmarks' own, flushed
 REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
-SETTINGS = "config.settings.benchmark"
+SETTINGS = "benchmarks.settings"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 

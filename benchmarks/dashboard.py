@@ -11,7 +11,7 @@ every query must filter by tenant), one thread of 20,000 messages, 5% in human h
 for a reply. Columns the seeder does not know get their model default, so new fields do not break it.
 
 Then it requests each page in this process through Django's full handler (middleware, session,
-templates; settings config.settings.benchmark: DEBUG off, persistent connection) as a signed-in
+templates; settings benchmarks.settings: DEBUG off, persistent connection) as a signed-in
 owner, and reports server time p50/p99/max, SQL time, queries per request and the slowest query.
 Paths are templates: {org} {long_thread} {connection} {before} {since} {inbox_version} are filled in.
 """

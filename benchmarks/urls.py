@@ -1,4 +1,4 @@
-"""ROOT_URLCONF of config.settings.benchmark: the product's URLs plus the baseline endpoint."""
+"""ROOT_URLCONF of benchmarks.settings: the product's URLs plus the baseline endpoint."""
 
 from django.urls import include, path
 

@@ -26,7 +26,14 @@ from .tools import ToolContext, ToolError, tool_run, tool_specs
 
 logger = logging.getLogger(__name__)
 
-PROMPT_VARIABLES = ("organizationName", "agentName", "contactName", "contactPhone", "now")
+# The {{variables}} a system prompt may use, with what each becomes (the agent form lists them).
+PROMPT_VARIABLES = {
+    "organizationName": "your organization's name",
+    "agentName": "the agent's name",
+    "contactName": "the customer's WhatsApp name, in quotes as they wrote it (“there” when unknown)",
+    "contactPhone": "the customer's number, like +15551234567",
+    "now": "the current date and time (UTC)",
+}
 _VARIABLE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 MAX_RETRY_WAIT_SECONDS = 30.0
 CONTACT_NAME_MAX_CHARACTERS = 60

@@ -10,9 +10,8 @@ unavailable).
 import logging
 
 from django.conf import settings
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Model, QuerySet
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
@@ -24,13 +23,15 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from apps.agents import services as agents
-from apps.agents.selectors import agent_get, agent_list
+from apps.agents.models import Agent
+from apps.agents.selectors import agent_list
 from apps.conversations import privacy
 from apps.conversations.models import Message, Thread
 from apps.conversations.services import ReplyRefused, operator_reply
 from apps.kapso.errors import KapsoError
 from apps.knowledge import services as knowledge
 from apps.knowledge.models import KnowledgeSource
+from apps.orgs.access import get_for_org
 from apps.webhooks.catchup import connection_catch_up
 from apps.whatsapp import services as whatsapp
 from apps.whatsapp.hours import HoursInvalid
@@ -59,12 +60,12 @@ def _error(status: int, message: str) -> Response:
     return Response({"error": message}, status=status)
 
 
-def _owned(queryset: QuerySet, object_id: str, noun: str):
-    """The row of the caller's queryset with this id, else 404 (unknown, malformed, or another org's)."""
-    try:
-        return queryset.get(pk=object_id)
-    except (queryset.model.DoesNotExist, DjangoValidationError, ValueError):
-        raise NotFound(f"There is no {noun} with this id.") from None
+def _owned(request, queryset: QuerySet | type[Model], object_id: str, noun: str):
+    """The caller's org's row with this id, else 404 (unknown, malformed, or another org's)."""
+    obj = get_for_org(queryset, request.user.org, object_id)
+    if obj is None:
+        raise NotFound(f"There is no {noun} with this id.")
+    return obj
 
 
 def _connections(request) -> QuerySet:
@@ -102,10 +103,7 @@ def _agent_error(exc: agents.AgentInvalid) -> ValidationError:
 
 
 def _agent_or_404(request, agent_id: str):
-    agent = agent_get(org=request.user.org, agent_id=agent_id)
-    if agent is None:
-        raise NotFound("There is no agent with this id.")
-    return agent
+    return _owned(request, Agent, agent_id, "agent")
 
 
 class AgentListApi(APIView):
@@ -186,7 +184,7 @@ _CONNECTION_ID = OpenApiParameter("connection_id", str, OpenApiParameter.PATH, d
 class ConnectionDetailApi(APIView):
     @extend_schema(responses={200: s.ConnectionSerializer, **errors(404)})
     def get(self, request, connection_id: str):
-        connection = _owned(_connections(request), connection_id, "connection")
+        connection = _owned(request, _connections(request), connection_id, "connection")
         return Response(s.ConnectionSerializer(connection).data)
 
     @extend_schema(request=s.ConnectionUpdateSerializer, responses={200: s.ConnectionSerializer, **errors(400, 404)})
@@ -194,7 +192,7 @@ class ConnectionDetailApi(APIView):
         """`{agent: <agent id or null>, agent_enabled?: bool, resume_after_minutes?: int | null,
         business_hours?: {timezone, days, start, end} | {}, agent_only_outside_hours?: bool,
         allowed_contacts?, not_allowed_text?}`; any key may come alone."""
-        connection = _owned(_connections(request), connection_id, "connection")
+        connection = _owned(request, _connections(request), connection_id, "connection")
         data = _input(s.ConnectionUpdateSerializer, request, org=request.user.org)
         give_back = {name: data.pop(name) for name in whatsapp.GIVE_BACK_FIELDS if name in data}
         contacts = {name: data.pop(name) for name in ("allowed_contacts", "not_allowed_text") if name in data}
@@ -224,7 +222,7 @@ class ConnectionCatchUpApi(APIView):
         """Ingest the inbound messages Kapso has for this number and Switchboard missed (an outage
         longer than Kapso's retries): new ones are answered, old ones flagged for a person. 409 for
         a number that is not connected; 502 when Kapso cannot be asked (nothing changed)."""
-        connection = _owned(_connections(request), connection_id, "connection")
+        connection = _owned(request, _connections(request), connection_id, "connection")
         if connection.status != ConnectionStatus.CONNECTED:
             return _error(409, "Only a connected number can be checked for missed messages.")
         try:
@@ -263,7 +261,7 @@ _THREAD_ID = OpenApiParameter("thread_id", str, OpenApiParameter.PATH, descripti
 class ThreadDetailApi(APIView):
     @extend_schema(responses={200: s.ThreadSerializer, **errors(404)})
     def get(self, request, thread_id: str):
-        return Response(s.ThreadSerializer(_owned(_threads(request), thread_id, "thread")).data)
+        return Response(s.ThreadSerializer(_owned(request, _threads(request), thread_id, "thread")).data)
 
 
 @extend_schema(parameters=[_THREAD_ID])
@@ -272,7 +270,7 @@ class ThreadExportApi(APIView):
     def get(self, request, thread_id: str):
         """Everything stored about the conversation, as one JSON document: every message (text,
         status, type, media link), every agent turn and its tool calls."""
-        thread = _owned(_threads(request), thread_id, "thread")
+        thread = _owned(request, _threads(request), thread_id, "thread")
         return Response(privacy.thread_export(thread=thread))
 
 
@@ -282,7 +280,7 @@ class ThreadEraseApi(APIView):
     def post(self, request, thread_id: str):
         """Erase the conversation and every copy of it (messages, turns, tool calls, raw payloads,
         webhook bodies); 204. Afterwards the thread is a 404. An audit entry keeps who and when."""
-        thread = _owned(_threads(request), thread_id, "thread")
+        thread = _owned(request, _threads(request), thread_id, "thread")
         privacy.thread_erase(thread=thread, erased_by=f"API key {request.user.key_prefix}")
         return Response(status=204)
 
@@ -294,7 +292,7 @@ class ThreadMessagesApi(APIView):
     @extend_schema(operation_id="threads_messages_list", responses={200: s.MessageSerializer(many=True), **errors(404)})
     def get(self, request, thread_id: str):
         """The thread's messages, oldest first."""
-        thread = _owned(_threads(request), thread_id, "thread")
+        thread = _owned(request, _threads(request), thread_id, "thread")
         messages = Message.objects.filter(org=request.user.org, thread=thread).order_by("created_at", "id")
         return _paginated(request, messages, s.MessageSerializer)
 
@@ -310,7 +308,7 @@ class ThreadMessagesApi(APIView):
         The same checks as in the dashboard: outside the 24-hour window, or when the number is not
         connected, the answer is 409 `{"error": why}` and nothing is queued.
         """
-        thread = _owned(_threads(request), thread_id, "thread")
+        thread = _owned(request, _threads(request), thread_id, "thread")
         data = _input(s.ReplySerializer, request)
         try:
             messages = operator_reply(thread=thread, text=data["text"])

@@ -4,6 +4,11 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 
+def transient_status(status: int) -> bool:
+    """An HTTP answer that time may cure: 408 timeout, 425 too early, 429 rate limited, any 5xx."""
+    return status in (408, 425, 429) or status >= 500
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """Retry-After as seconds; the header may hold a number of seconds or an HTTP date."""
     if not value:

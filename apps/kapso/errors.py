@@ -11,7 +11,7 @@ message to this contact is in flight" (retry shortly); a 409 from the Platform A
 
 from dataclasses import dataclass
 
-from apps.core.http import parse_retry_after
+from apps.core.http import parse_retry_after, transient_status
 
 # Meta codes that will not succeed on retry (the SDK's do_not_retry set, plus parameter errors).
 PERMANENT_META_CODES = {131047, 131049, 131050, 368, 130497, 131031, 100, 131008, 131009, 131021, 131026, 1026}
@@ -97,4 +97,4 @@ def _is_transient(status: int, code: str, api: str) -> bool:
         return api == META_PROXY  # proxy: another message is in flight; Platform API: a real conflict
     # 429: rate limited; 5xx: Kapso/Meta trouble. 402 (insufficient_credits) and 422 (string codes such
     # as messaging_account_mismatch, marketing_preference_stopped) are permanent: retrying can't help.
-    return status in (408, 425, 429) or status >= 500
+    return transient_status(status)

@@ -30,16 +30,21 @@ def require_role(membership: Membership, minimum: str) -> None:
         raise PermissionDenied(f"This needs the {minimum} role.")
 
 
-def get_for_org_or_404(queryset: QuerySet | type[Model], org: Organization, pk: object, **lookups):
-    """The org's object with this public id. A malformed id, an unknown one and another org's are
-    all the same 404."""
+def get_for_org(queryset: QuerySet | type[Model], org: Organization, pk: object, **lookups):
+    """The org's object with this public id, or None: a malformed id, an unknown one and another
+    org's are all the same None. The one way the dashboard and the API fetch what a user named."""
     if isinstance(queryset, type):
         queryset = queryset.objects.all()
     try:
         key = uuid.UUID(str(pk))
     except ValueError:
-        raise Http404 from None
-    obj = queryset.filter(org=org, pk=key, **lookups).first()
+        return None
+    return queryset.filter(org=org, pk=key, **lookups).first()
+
+
+def get_for_org_or_404(queryset: QuerySet | type[Model], org: Organization, pk: object, **lookups):
+    """`get_for_org`, or the dashboard's 404."""
+    obj = get_for_org(queryset, org, pk, **lookups)
     if obj is None:
         raise Http404
     return obj

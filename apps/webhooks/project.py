@@ -1,17 +1,9 @@
 """Project webhook events (`whatsapp.phone_number.created` / `.deleted`), processed in a task."""
 
-from apps.agents.models import Agent
 from apps.kapso.payloads import PHONE_NUMBER_CREATED, PHONE_NUMBER_DELETED, PayloadError
 from apps.whatsapp import services as whatsapp
 
 PROJECT_EVENTS = {PHONE_NUMBER_CREATED, PHONE_NUMBER_DELETED}
-
-
-def _assign_only_agent(connection) -> None:
-    """An org with exactly one agent wants it on its new number: one step less before it answers."""
-    agents = list(Agent.objects.filter(org_id=connection.org_id)[:2])
-    if len(agents) == 1:
-        whatsapp.connection_assign_agent(connection=connection, agent=agents[0])
 
 
 def unwrap_project_payload(body: object, event_header: str | None) -> tuple[str, dict]:
@@ -40,8 +32,6 @@ def project_event_apply(event: str, payload: dict) -> str:
     if event == PHONE_NUMBER_CREATED:
         customer_id = customer_id_of(payload)
         connection = whatsapp.connection_complete(customer_id=customer_id, phone_number_id=phone_number_id)
-        if connection is not None and connection.agent_id is None:
-            _assign_only_agent(connection)
         if connection is None:
             return "No pending connection for this customer"
         return f"Connected {connection.display_phone_number}"

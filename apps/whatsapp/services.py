@@ -114,7 +114,17 @@ def connection_complete(*, customer_id: str, phone_number_id: str) -> WhatsAppCo
         if not error.transient:  # retrying cannot help: show the operator why
             connection_mark_error(connection=connection, error=str(error))
         raise
+    if connection.agent_id is None:
+        _assign_only_agent(connection)
     return connection
+
+
+def _assign_only_agent(connection: WhatsAppConnection) -> None:
+    """An org with exactly one agent wants it on its new number: one step less before it answers."""
+    Agent = WhatsAppConnection._meta.get_field("agent").related_model  # agents sits downstream: no import
+    agents = list(Agent.objects.filter(org_id=connection.org_id)[:2])
+    if len(agents) == 1:
+        connection_assign_agent(connection=connection, agent=agents[0])
 
 
 def _attach_number(connection: WhatsAppConnection, phone_number_id: str) -> None:

@@ -14,47 +14,18 @@ Messages, oldest first:
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from django.conf import settings
 
-from apps.core.http import parse_retry_after
+from apps.core.http import parse_retry_after, transient_status
+
+from .types import ModelError, ModelReply, ToolCallRequest, ToolSpec
+
+__all__ = ["ModelError", "ModelReply", "ToolCallRequest", "ToolSpec", "complete", "PROVIDERS"]
 
 PROVIDERS = ("openai", "xai", "groq", "openrouter", "ollama", "anthropic", "offline")
-
-
-@dataclass
-class ToolSpec:
-    name: str
-    description: str
-    parameters: dict  # JSON schema of the arguments
-
-
-@dataclass
-class ToolCallRequest:
-    id: str
-    name: str  # the original tool name, e.g. "whatsapp.send", never the wire-safe one
-    arguments: dict
-
-
-@dataclass
-class ModelReply:
-    text: str
-    tool_calls: list[ToolCallRequest] = field(default_factory=list)
-    input_tokens: int = 0
-    output_tokens: int = 0
-
-
-class ModelError(Exception):
-    """A failed model call. `transient` tells the caller whether trying again can help."""
-
-    def __init__(self, message: str, *, transient: bool, retry_after: float | None = None, status: int = 0):
-        super().__init__(message)
-        self.transient = transient
-        self.retry_after = retry_after
-        self.status = status  # HTTP status; 0 when no response arrived or the call was never made
 
 
 # Model families known to accept images. An agent can say otherwise (`model_accepts_images`).
@@ -87,7 +58,8 @@ def complete(model: dict, system: str, messages: list[dict], tools: list[ToolSpe
 
 
 def _adapters() -> dict[str, Callable[..., ModelReply]]:
-    # Imported here rather than at the top because the adapters import the types defined above.
+    # Imported here rather than at the top: the adapters use the helpers defined below (their types
+    # come from .types).
     from . import anthropic, offline, openai_compat
 
     compat = {name: openai_compat.complete for name in openai_compat.PROVIDERS}
@@ -188,8 +160,8 @@ def malformed(provider: str, detail: Any) -> ModelError:
 
 def _http_error(provider: str, response: httpx.Response) -> ModelError:
     status = response.status_code
-    # 408/425/429 and 5xx pass with time; 409 is a conflict on the provider's side (OpenAI uses it so).
-    transient = status in (408, 409, 425, 429) or status >= 500
+    # 409 also passes with time here: a conflict on the provider's side (OpenAI uses it so).
+    transient = transient_status(status) or status == 409
     return ModelError(
         f"{provider} answered HTTP {status}: {_error_message(response)}",
         transient=transient,

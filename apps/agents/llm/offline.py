@@ -7,7 +7,8 @@ whatsapp.getStatus on offer, it calls that tool, then summarises the result it g
 import json
 import re
 
-from . import ModelReply, ToolCallRequest, ToolSpec, text_of
+from . import text_of
+from .types import ModelReply, ToolCallRequest, ToolSpec
 
 STATUS_TOOL = "whatsapp.getStatus"
 INTRO = "[Demo bot] This is Switchboard's offline demo model."

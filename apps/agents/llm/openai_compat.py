@@ -10,10 +10,6 @@ from typing import Any
 from django.conf import settings
 
 from . import (
-    ModelError,
-    ModelReply,
-    ToolCallRequest,
-    ToolSpec,
     as_tool_call,
     malformed,
     original_tool_name,
@@ -21,6 +17,7 @@ from . import (
     required_key,
     wire_tool_names,
 )
+from .types import ModelError, ModelReply, ToolCallRequest, ToolSpec
 
 PROVIDERS = ("openai", "xai", "groq", "openrouter", "ollama")
 # A local Ollama usually runs without authentication; every hosted provider needs a key.

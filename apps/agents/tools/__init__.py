@@ -6,55 +6,15 @@ pending sends, which are written to the outbox with the turn's answer in one tra
 turn that dies half-way sends nothing and its retry sends once.
 """
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from apps.agents.llm.types import ToolSpec
 
-from apps.agents.llm import ToolSpec
+from . import get_conversation, get_status, handoff, knowledge_search, send
+from .base import HandoffRequest, PendingSend, Tool, ToolContext, ToolError, tool_may_reach
 
-
-class ToolError(Exception):
-    """Bad arguments or a refused action; the message goes back to the model as the result."""
-
-
-@dataclass
-class PendingSend:
-    thread: Any  # conversations.Thread
-    text: str
-
-
-@dataclass
-class HandoffRequest:
-    reason: str
-    message: str
-
-
-@dataclass
-class ToolContext:
-    org: Any
-    connection: Any
-    thread: Any
-    run: Any
-    agent: Any
-    pending_sends: list[PendingSend] = field(default_factory=list)
-    handoff: HandoffRequest | None = None  # conversation.handoff: applied when the turn is written
-    passages: list[dict] = field(default_factory=list)  # knowledge passages the model was given
-
-
-@dataclass
-class Tool:
-    name: str
-    description: str
-    parameters: dict
-    func: Callable[[ToolContext, dict], dict]
-
-    def spec(self) -> ToolSpec:
-        return ToolSpec(name=self.name, description=self.description, parameters=self.parameters)
+__all__ = ["HandoffRequest", "PendingSend", "Tool", "ToolContext", "ToolError", "tool_may_reach"]
 
 
 def _registry() -> dict[str, Tool]:
-    from . import get_conversation, get_status, handoff, knowledge_search, send
-
     tools = (send.TOOL, get_conversation.TOOL, get_status.TOOL, handoff.TOOL, knowledge_search.TOOL)
     return {tool.name: tool for tool in tools}
 
@@ -63,9 +23,7 @@ def all_tools() -> dict[str, Tool]:
     return _registry()
 
 
-TOOL_NAMES = (
-    "whatsapp.send", "whatsapp.getConversation", "whatsapp.getStatus", "conversation.handoff", "knowledge.search",
-)
+TOOL_NAMES = tuple(_registry())  # the names, defined once: by the tools themselves
 
 
 # Tools that can reach a contact other than the current one, and only the agent's allowed numbers.
@@ -91,11 +49,6 @@ def _reach_sentence(allowed_numbers: list[str]) -> str:
     if not allowed_numbers:
         return "It works only with the current contact; any other number is refused."
     return f"Besides the current contact, only these numbers are allowed: {', '.join(allowed_numbers)}."
-
-
-def tool_may_reach(context: "ToolContext", phone: str) -> bool:
-    """The current contact, or a number the operator put in the agent's allowed_numbers."""
-    return phone == context.thread.contact_phone or phone in (context.agent.allowed_numbers or [])
 
 
 def tool_run(name: str, arguments: dict, context: ToolContext) -> dict:

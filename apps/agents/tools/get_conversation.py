@@ -3,7 +3,7 @@ from django.utils.dateparse import parse_datetime
 from apps.conversations import selectors
 from apps.kapso.payloads import normalize_phone
 
-from . import Tool, ToolContext, ToolError, tool_may_reach
+from .base import Tool, ToolContext, ToolError, tool_may_reach
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 50

@@ -1,6 +1,6 @@
 from apps.conversations import selectors
 
-from . import Tool, ToolContext
+from .base import Tool, ToolContext
 
 
 def get_status(context: ToolContext, arguments: dict) -> dict:

@@ -1,6 +1,6 @@
 from apps.conversations.models import HandoffReason
 
-from . import HandoffRequest, Tool, ToolContext, ToolError
+from .base import HandoffRequest, Tool, ToolContext, ToolError
 
 MAX_MESSAGE_CHARACTERS = 1000
 

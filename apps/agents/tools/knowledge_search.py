@@ -1,6 +1,6 @@
 from apps.knowledge.selectors import knowledge_search
 
-from . import Tool, ToolContext, ToolError
+from .base import Tool, ToolContext, ToolError
 
 MAX_PASSAGES = 8
 

@@ -4,7 +4,7 @@ from apps.conversations import selectors
 from apps.conversations.text import WHATSAPP_TEXT_LIMIT
 from apps.kapso.payloads import normalize_phone
 
-from . import PendingSend, Tool, ToolContext, ToolError, tool_may_reach
+from .base import PendingSend, Tool, ToolContext, ToolError, tool_may_reach
 
 MAX_TOTAL_CHARACTERS = WHATSAPP_TEXT_LIMIT * 4
 

@@ -11,9 +11,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from apps.core.limits import client_ip, limit_hit, limit_reached, locked_message
+from apps.orgs import members
 from apps.orgs.models import Membership
 
-from .. import services
 from ..forms import JoinForm
 
 
@@ -46,7 +46,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     if usage:
         locked = locked_message(usage, "attempts to use an invitation")
         return render(request, "dashboard/invitation.html", {"locked": locked}, status=429)
-    invitation = services.invitation_for_token(token)
+    invitation = members.invitation_for_token(token)
     if invitation is None:
         limit_hit(request, **limit)
         return render(request, "dashboard/invitation.html", {"invalid": True}, status=404)
@@ -63,9 +63,9 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
             limit_hit(request, **limit)
         elif request.method == "POST":
             try:
-                user = services.invitation_accept_as_new_user(
+                user = members.invitation_accept_as_new_user(
                     invitation=invitation, name=form.cleaned_data["name"], password=form.cleaned_data["password"])
-            except services.MemberChangeRefused as refused:
+            except members.MemberChangeRefused as refused:
                 messages.error(request, str(refused))
                 return redirect(request.path)
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
@@ -97,8 +97,8 @@ class PasswordResetView(auth_views.PasswordResetView):
 
 def _join(request: HttpRequest, invitation, user) -> HttpResponse:
     try:
-        services.invitation_accept(invitation=invitation, user=user)
-    except services.MemberChangeRefused as refused:
+        members.invitation_accept(invitation=invitation, user=user)
+    except members.MemberChangeRefused as refused:
         messages.error(request, str(refused))
         return redirect("home")
     messages.success(request, f"You joined {invitation.org.name}.")

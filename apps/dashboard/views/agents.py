@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apps.agents import playground
 from apps.agents import services as agents
 from apps.agents.models import Agent
-from apps.agents.runtime import contact_name_for_prompt, render_prompt
+from apps.agents.runtime import PROMPT_VARIABLES, contact_name_for_prompt, render_prompt
 from apps.agents.tools import all_tools
 from apps.knowledge.selectors import knowledge_sources
 from apps.orgs.access import get_for_org_or_404
@@ -24,13 +24,6 @@ from ..decorators import org_view
 from ..forms import AgentForm, PlaygroundForm
 from .streams import parse_since, stream_response
 
-VARIABLES = [
-    ("organizationName", "your organization's name"),
-    ("agentName", "the agent's name"),
-    ("contactName", "the customer's WhatsApp name, in quotes as they wrote it (“there” when unknown)"),
-    ("contactPhone", "the customer's number, like +15551234567"),
-    ("now", "the current date and time (UTC)"),
-]
 SAMPLE_CONTACT = {"contactName": contact_name_for_prompt("Maria"), "contactPhone": "+15551234567"}
 
 
@@ -46,7 +39,7 @@ def _preview(request: HttpRequest, prompt: str, name: str) -> str:
 
 def _form_context(request: HttpRequest, form: AgentForm, agent: Agent | None = None) -> dict:
     data = form.data if form.is_bound else form.initial
-    return {"form": form, "agent": agent, "variables": VARIABLES, "tools": all_tools(),
+    return {"form": form, "agent": agent, "variables": list(PROMPT_VARIABLES.items()), "tools": all_tools(),
             "preview": _preview(request, data.get("system_prompt", ""), data.get("name", ""))}
 
 

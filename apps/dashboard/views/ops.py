@@ -11,13 +11,13 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from apps.orgs import members
 from apps.orgs import services as orgs
 from apps.orgs.access import get_for_org_or_404
 from apps.orgs.models import ApiKey, Invitation, Membership, Role
 from apps.webhooks import services as webhooks
 from apps.webhooks.models import ProcessingResult, WebhookEvent
 
-from .. import services
 from ..decorators import org_view, safe_next
 from ..forms import ApiKeyForm, InviteForm, RoleForm
 
@@ -128,9 +128,9 @@ def member_invite(request: HttpRequest) -> HttpResponse:
     form = InviteForm(request.POST, inviter_role=request.membership.role)
     if form.is_valid():
         try:
-            services.invitation_create(org=request.org, email=form.cleaned_data["email"],
+            members.invitation_create(org=request.org, email=form.cleaned_data["email"],
                                        role=form.cleaned_data["role"], invited_by=request.user)
-        except services.MemberChangeRefused as refused:
+        except members.MemberChangeRefused as refused:
             form.add_error("email", str(refused))
         else:
             messages.success(request, f"Invitation sent to {form.cleaned_data['email']}. "
@@ -146,9 +146,9 @@ def member_role(request: HttpRequest, membership_id: str) -> HttpResponse:
     form = RoleForm(request.POST)
     try:
         if not form.is_valid():
-            raise services.MemberChangeRefused("Choose owner, admin or operator.")
-        services.member_set_role(membership=membership, role=form.cleaned_data["role"], by=request.membership)
-    except services.MemberChangeRefused as refused:
+            raise members.MemberChangeRefused("Choose owner, admin or operator.")
+        members.member_set_role(membership=membership, role=form.cleaned_data["role"], by=request.membership)
+    except members.MemberChangeRefused as refused:
         messages.error(request, str(refused))
     else:
         messages.success(request, f"{membership.user.email} is now {membership.get_role_display().lower()}.")
@@ -160,8 +160,8 @@ def member_role(request: HttpRequest, membership_id: str) -> HttpResponse:
 def member_remove(request: HttpRequest, membership_id: str) -> HttpResponse:
     membership = get_for_org_or_404(Membership.objects.select_related("user"), request.org, membership_id)
     try:
-        services.member_remove(membership=membership, by=request.membership)
-    except services.MemberChangeRefused as refused:
+        members.member_remove(membership=membership, by=request.membership)
+    except members.MemberChangeRefused as refused:
         messages.error(request, str(refused))
         return redirect("members", org_slug=request.org.slug)
     if membership.user_id == request.user.pk:
@@ -175,7 +175,7 @@ def member_remove(request: HttpRequest, membership_id: str) -> HttpResponse:
 @org_view(Role.ADMIN)
 def invitation_revoke(request: HttpRequest, invitation_id: str) -> HttpResponse:
     invitation = get_for_org_or_404(Invitation, request.org, invitation_id, accepted_at__isnull=True)
-    services.invitation_revoke(invitation=invitation)
+    members.invitation_revoke(invitation=invitation)
     messages.success(request, f"The invitation to {invitation.email} no longer works.")
     return redirect("members", org_slug=request.org.slug)
 

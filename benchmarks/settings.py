@@ -1,4 +1,5 @@
-"""Benchmark settings (benchmarks/README.md): production-like, plus a bare baseline endpoint.
+"""Benchmark settings (benchmarks/README.md): production-like, plus a bare baseline endpoint and the
+benchmark-only management commands (benchmarks/management/commands).
 
 DEBUG off, persistent database connections (as base), the benchmark's own database (sb_bench*) and
 Redis DB index (14) unless the environment says otherwise, and the `benchmarks.baseline` app whose
@@ -8,11 +9,11 @@ benchmark. Never used by the product or by the test suite.
 
 import dj_database_url
 
-from .base import *  # noqa: F403
-from .base import INSTALLED_APPS, env, env_int
+from config.settings.base import *  # noqa: F403
+from config.settings.base import INSTALLED_APPS, env, env_int
 
 DEBUG = False
-INSTALLED_APPS = [*INSTALLED_APPS, "benchmarks.baseline"]
+INSTALLED_APPS = [*INSTALLED_APPS, "benchmarks", "benchmarks.baseline"]
 ROOT_URLCONF = "benchmarks.urls"
 
 DATABASES = {

@@ -1,7 +1,7 @@
 """Server time of the dashboard's heaviest pages on a seeded organization (see seed_dashboard).
 
     DJANGO_DEBUG=0 DATABASE_URL=postgres://postgres@127.0.0.1:5432/sb_bench \
-        .venv/bin/python manage.py bench_dashboard --org bench --runs 30
+        DJANGO_SETTINGS_MODULE=benchmarks.settings .venv/bin/python manage.py bench_dashboard --org bench --runs 30
 
 Requests go through Django's full stack in this process (middleware, views, templates, the real
 database), so the times are what the web worker spends, without the network.

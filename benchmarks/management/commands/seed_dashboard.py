@@ -1,8 +1,10 @@
 """Seed an organization with a large inbox, for measuring the dashboard at scale.
 
     createdb -h 127.0.0.1 -U postgres sb_bench
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/sb_bench .venv/bin/python manage.py migrate
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/sb_bench .venv/bin/python manage.py seed_dashboard \
+    DJANGO_SETTINGS_MODULE=benchmarks.settings DATABASE_URL=postgres://postgres@127.0.0.1:5432/sb_bench \
+        .venv/bin/python manage.py migrate
+    DJANGO_SETTINGS_MODULE=benchmarks.settings DATABASE_URL=postgres://postgres@127.0.0.1:5432/sb_bench \
+        .venv/bin/python manage.py seed_dashboard \
         --threads 10000 --messages 1000000
 
 Rows are generated inside PostgreSQL (generate_series), so a million messages take minutes, not hours.

@@ -1,4 +1,4 @@
-"""Dashboard-only writes: invitations and membership changes.
+"""Writes about who belongs to an organization: invitations and membership changes.
 
 Role rules, enforced here rather than in views so every caller gets them:
 - admins and owners manage members; only an owner makes, unmakes or removes an owner;
@@ -16,7 +16,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from apps.orgs.models import INVITATION_TTL_DAYS, Invitation, Membership, Organization, Role, hash_secret
+from .models import INVITATION_TTL_DAYS, Invitation, Membership, Organization, Role, hash_secret
 
 
 class MemberChangeRefused(Exception):
