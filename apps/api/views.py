@@ -347,6 +347,6 @@ class KnowledgeDetailApi(APIView):
     def delete(self, request, agent_id: str, source_id: str):
         agent = _agent_or_404(request, agent_id)
         sources = KnowledgeSource.objects.filter(org=request.user.org, agent=agent)
-        source = _owned(sources, source_id, "knowledge source")
+        source = _owned(request, sources, source_id, "knowledge source")
         knowledge.source_delete(source=source)
         return Response(status=204)
