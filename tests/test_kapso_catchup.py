@@ -2,7 +2,6 @@
 through the webhook's path (answered once), old ones flagged for a person; from beat, the connection
 page and the API. History rows are shaped as Kapso's Meta-proxy listing (docs/kapso.md §6)."""
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -15,18 +14,9 @@ from apps.webhooks.models import WebhookEvent
 from apps.webhooks.tasks import catch_up_all
 from tests.conftest import json_of
 from tests.factories import make_connection, make_thread, make_user
+from tests.fakes.kapso_server import inbound_history_row as history_row
 
 pytestmark = pytest.mark.django_db
-
-
-def history_row(wamid: str, text: str, *, seconds_ago: float = 60, phone: str = "15551234567") -> dict:
-    """One inbound message as `GET /{phone_number_id}/messages` lists it."""
-    return {"id": wamid, "timestamp": str(int(time.time() - seconds_ago)), "type": "text", "from": phone,
-            "text": {"body": text},
-            "kapso": {"direction": "inbound", "status": "delivered", "processing_status": "completed",
-                      "phone_number": f"+{phone}", "has_media": False,
-                      "whatsapp_conversation_id": "123e4567-e89b-12d3-a456-426614174000",
-                      "contact_name": "John Doe", "content": text}}
 
 
 def test_a_message_kapso_gave_up_delivering_is_ingested_and_answered_once(kapso, connection):

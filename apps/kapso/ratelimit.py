@@ -7,12 +7,15 @@ limiter per key for the whole deployment, in Redis:
   KAPSO_RATE_LIMIT_PER_MINUTE (90% of it evenly spread plus a small burst);
 - when Kapso's X-RateLimit-Remaining says the budget is nearly spent, or a 429 says it is, every
   worker holds back until X-RateLimit-Reset / Retry-After.
-A caller that must wait gets the seconds to wait and decides (the outbox defers the message). If
-Redis is unreachable the limiter fails open: Kapso's own 429 still protects the key.
+A request whose slot comes within MAX_WAIT_SECONDS books it and waits for it; beyond that the
+caller gets the seconds to wait, with some jitter so that a crowd of deferred sends does not come
+back all at once, and decides (the outbox defers the message without using an attempt). If Redis is
+unreachable the limiter fails open: Kapso's own 429 still protects the key.
 """
 
 import hashlib
 import logging
+import random
 import time
 from functools import cache
 
@@ -25,19 +28,21 @@ logger = logging.getLogger(__name__)
 
 SPREAD = 0.9  # share of the limit spread evenly over the window; the rest is burst allowance
 NEAR_EMPTY = 0.02  # hold back when Kapso says less than this share of the budget is left
+MAX_WAIT_SECONDS = 1.0  # a slot this close is booked and waited for in place
 
-# KEYS: next free slot (ms), paused-until (ms). ARGV: now, interval, burst (ms).
-# Returns 0 and books a slot, or the milliseconds to wait (GCRA: a "theoretical arrival time").
+# KEYS: next free slot (ms), paused-until (ms). ARGV: now, interval, burst, max wait (ms).
+# GCRA ("theoretical arrival time"): returns {1, ms to wait} with the slot booked, or {0, ms until
+# a slot could be booked}.
 _ACQUIRE = """
 local now = tonumber(ARGV[1])
 local paused = tonumber(redis.call('GET', KEYS[2]) or '0')
-if paused > now then return paused - now end
+if paused > now then return {0, paused - now} end
 local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
-local burst = tonumber(ARGV[3])
-if tat - now > burst then return tat - now - burst end
+local wait = math.max(0, tat - now - tonumber(ARGV[3]))
+if wait > tonumber(ARGV[4]) then return {0, wait - tonumber(ARGV[4])} end
 local nxt = tat + tonumber(ARGV[2])
 redis.call('SET', KEYS[1], nxt, 'PX', nxt - now + 1000)
-return 0
+return {1, wait}
 """
 # KEYS: paused-until. ARGV: until (ms), now (ms). Only ever extends a pause.
 _PAUSE = """
@@ -68,19 +73,25 @@ def _window_ms() -> float:
     return settings.KAPSO_RATE_LIMIT_WINDOW_SECONDS * 1000
 
 
-def acquire(api_key: str) -> float:
-    """Book one request for this key now: returns 0, or the seconds to wait before asking again."""
+def acquire(api_key: str, max_wait: float = MAX_WAIT_SECONDS) -> float:
+    """Book one request for this key, waiting up to `max_wait` seconds for its slot: returns 0 when
+    the request may go now, else the seconds to wait before asking again (nothing booked)."""
     limit = settings.KAPSO_RATE_LIMIT_PER_MINUTE
     if limit <= 0:
         return 0.0
     window = _window_ms()
     interval, burst = window / (limit * SPREAD), window * (1 - SPREAD)
+    args = [_now_ms(), int(interval), int(burst), int(max_wait * 1000)]
     try:
-        wait_ms = _scripts()[0](keys=list(_keys(api_key)), args=[_now_ms(), int(interval), int(burst)])
+        booked, wait_ms = _scripts()[0](keys=list(_keys(api_key)), args=args)
     except redis.RedisError:
         logger.warning("Kapso rate limiter unavailable (Redis); asking without it", exc_info=True)
         return 0.0
-    return int(wait_ms) / 1000
+    if booked:
+        time.sleep(int(wait_ms) / 1000)
+        return 0.0
+    wait = int(wait_ms) / 1000
+    return wait + random.uniform(0, min(wait, window / 1000 / 4))  # spread the crowd that comes back
 
 
 def observe(api_key: str, status: int, headers) -> None:

@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 HISTORY_MAX_PAGES = 20  # 2,000 messages per number and run; the next run continues from there
 OVERLAP = timedelta(minutes=2)  # Kapso's clock and ours differ; duplicates are skipped by wamid
+# A number with nothing stored yet looks back one day: WhatsApp's 24-hour window, beyond which a
+# message could not be answered with free text anyway.
+FIRST_LOOKBACK = timedelta(hours=24)
 
 
 @dataclass
@@ -85,14 +88,13 @@ def catch_up_words(result: CatchUpResult) -> str:
 
 
 def _since(connection: WhatsAppConnection):
-    """From a little before the newest inbound message we stored; for a number with none yet, the
-    age limit (older ones would only be flagged)."""
+    """From a little before the newest inbound message we stored; for a number with none yet, a day."""
     last = (
         Message.objects.filter(connection=connection, direction=Direction.INBOUND)
         .order_by("-created_at").values_list("created_at", flat=True).first()
     )
     if last is None:
-        return timezone.now() - timedelta(seconds=settings.KAPSO_CATCHUP_MAX_AGE_SECONDS)
+        return timezone.now() - FIRST_LOOKBACK
     return last - OVERLAP
 
 

@@ -24,6 +24,17 @@ def fixture(name: str) -> dict:
     return json.loads((FIXTURES / f"{name}.json").read_text())
 
 
+def inbound_history_row(wamid: str, text: str, *, seconds_ago: float = 60, phone: str = "15551234567",
+                        name: str = "John Doe") -> dict:
+    """One inbound message as Kapso's Meta-proxy listing shows it (`GET /{phone_number_id}/messages`)."""
+    return {"id": wamid, "timestamp": str(int(time.time() - seconds_ago)), "type": "text", "from": phone,
+            "text": {"body": text},
+            "kapso": {"direction": "inbound", "status": "delivered", "processing_status": "completed",
+                      "phone_number": f"+{phone}", "has_media": False,
+                      "whatsapp_conversation_id": "123e4567-e89b-12d3-a456-426614174000",
+                      "contact_name": name, "content": text}}
+
+
 class FakeKapso(LocalServer):
     def __init__(self, api_key: str = "test-kapso-key", port: int = 0):
         self.api_key = api_key
