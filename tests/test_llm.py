@@ -202,8 +202,9 @@ def test_it_sends_anthropic_headers_and_a_top_level_system_prompt(anthropic_serv
     request = anthropic_server.requests[0]
     assert reply == ModelReply(text="Hi", tool_calls=[], input_tokens=20, output_tokens=2)
     assert request.path == "/v1/messages"
-    assert request.headers["x-api-key"] == "sk-ant-test"
-    assert request.headers["anthropic-version"] == "2023-06-01"
+    # The key and the API version as the official SDK sends them.
+    assert request.headers["authorization"] == "Bearer sk-ant-test"
+    assert request.headers["anthropic-version"]
     assert request.body == {
         "model": "claude-test",
         "max_tokens": 1024,
@@ -435,6 +436,48 @@ def test_it_refuses_a_model_without_a_name(openai_server):
 def test_it_names_every_provider():
     assert PROVIDERS == ("openai", "xai", "groq", "openrouter", "ollama", "anthropic", "offline")
 
+
+# --- Official SDKs ---------------------------------------------------------------------------------
+
+
+def test_it_calls_openai_compatible_providers_through_the_openai_sdk(openai_server):
+    openai_server.reply_text("ok")
+
+    complete(OPENAI, "", HELLO, [])
+
+    assert openai_server.requests[0].headers["user-agent"].startswith("OpenAI/Python")
+
+
+def test_it_calls_anthropic_through_the_anthropic_sdk(anthropic_server):
+    anthropic_server.reply_text("ok")
+
+    complete(ANTHROPIC, "", HELLO, [])
+
+    assert anthropic_server.requests[0].headers["user-agent"].startswith("Anthropic/Python")
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_the_sdks_do_not_retry_on_their_own(openai_server, anthropic_server, status):
+    # Switchboard's retry policy decides (the agent turn backs off); one call is one request.
+    openai_server.reply_error(status, "busy", headers={"Retry-After": "0"})
+    anthropic_server.reply_error(status, "busy", headers={"Retry-After": "0"})
+
+    for model in (OPENAI, ANTHROPIC):
+        with pytest.raises(ModelError) as caught:
+            complete(model, "", HELLO, [])
+        assert (caught.value.transient, caught.value.status) == (True, status)
+
+    assert (len(openai_server.requests), len(anthropic_server.requests)) == (1, 1)
+
+
+def test_it_calls_an_unusable_base_url_permanent(settings):
+    settings.OPENAI_API_KEY = "sk-test"
+    settings.OPENAI_BASE_URL = "ftp://models.example/v1"
+
+    with pytest.raises(ModelError) as caught:
+        complete(OPENAI, "", HELLO, [])
+
+    assert caught.value.transient is False
 
 # --- Offline -------------------------------------------------------------------------------------
 

@@ -1,8 +1,10 @@
 """Model providers behind one call: `complete(model, system, messages, tools) -> ModelReply`.
 
 This package knows nothing of WhatsApp or Kapso. It speaks a neutral conversation format (below),
-translates it to each provider's wire format, and raises ModelError — classified as transient or
-permanent — on every failure. It makes one attempt; the caller owns retries and backoff.
+translates it to each provider's wire format, calls the provider through its official SDK (`openai`
+for OpenAI and every OpenAI-compatible API, `anthropic` for Anthropic; see sdk.py), and raises
+ModelError — classified as transient or permanent — on every failure. It makes one attempt (the SDKs'
+own retries are off); the caller owns retries and backoff.
 
 Messages, oldest first:
     {"role": "user", "content": str | [part, ...]}   # parts: {"type": "text", "text"} and
@@ -12,14 +14,12 @@ Messages, oldest first:
 """
 
 import re
-import threading
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 from django.conf import settings
 
-from apps.core.http import parse_retry_after, transient_status
+from apps.core.http import parse_retry_after  # noqa: F401  (re-exported: the retry policy reads it here)
 
 from .types import ModelError, ModelReply, ToolCallRequest, ToolSpec
 
@@ -117,40 +117,7 @@ def as_tool_call(call: ToolCallRequest | dict) -> ToolCallRequest:
     return ToolCallRequest(id=str(call["id"]), name=str(call["name"]), arguments=dict(call.get("arguments") or {}))
 
 
-# --- HTTP shared by the adapters --------------------------------------------------------------
-
-_local = threading.local()
-
-
-def _http() -> httpx.Client:
-    """One pooled client per thread, so worker threads keep their provider connections alive."""
-    client = getattr(_local, "client", None)
-    if client is None or client.is_closed:
-        client = _local.client = httpx.Client()
-    return client
-
-
-def post_json(provider: str, url: str, *, headers: dict[str, str], body: dict) -> dict:
-    """POST a JSON body and return the JSON object answered; every failure becomes a ModelError."""
-    # The timeout is read per call (not fixed on the client) so a changed setting takes effect at once.
-    timeout = settings.MODEL_TIMEOUT_SECONDS
-    try:
-        response = _http().post(url, json=body, headers=headers, timeout=timeout)
-    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-        raise ModelError(f"{provider}: the base URL {url!r} is not usable: {exc}", transient=False) from exc
-    except httpx.TimeoutException as exc:
-        raise ModelError(f"{provider} did not answer within {timeout:g}s", transient=True) from exc
-    except httpx.HTTPError as exc:
-        raise ModelError(f"{provider} could not be reached: {type(exc).__name__}: {exc}", transient=True) from exc
-    if response.status_code >= 400:
-        raise _http_error(provider, response)
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
-    if not isinstance(data, dict):
-        raise malformed(provider, response.text)
-    return data
+# --- Failures ------------------------------------------------------------------------------------
 
 
 def malformed(provider: str, detail: Any) -> ModelError:
@@ -158,64 +125,25 @@ def malformed(provider: str, detail: Any) -> ModelError:
     return ModelError(f"{provider} returned a malformed response: {str(detail)[:200]!r}", transient=False)
 
 
-def _http_error(provider: str, response: httpx.Response) -> ModelError:
-    status = response.status_code
-    # 409 also passes with time here: a conflict on the provider's side (OpenAI uses it so).
-    transient = transient_status(status) or status == 409
-    return ModelError(
-        f"{provider} answered HTTP {status}: {_error_message(response)}",
-        transient=transient,
-        retry_after=parse_retry_after(response.headers.get("Retry-After")),
-        status=status,
-    )
-
-
-def _error_message(response: httpx.Response) -> str:
-    # OpenAI-style and Anthropic-style bodies both carry {"error": {"message": ...}}.
-    try:
-        error = response.json().get("error")
-    except (ValueError, AttributeError):
-        error = None
-    if isinstance(error, dict) and error.get("message"):
-        return str(error["message"])[:500]
-    if isinstance(error, str):
-        return error[:500]
-    return response.text[:500] or response.reason_phrase
-
-
-def required_key(setting: str) -> str:
-    key = getattr(settings, setting, "")
-    if not key:
-        raise ModelError(f"{setting} is not set", transient=False)
-    return key
-
-
 # --- Transcription ------------------------------------------------------------------------------
 
 
 def transcribe(audio: bytes, *, filename: str, content_type: str) -> str:
     """Speech to text through an OpenAI-compatible `/audio/transcriptions` endpoint (TRANSCRIPTION_*
-    settings; by default the `openai` provider's base URL and key with whisper-1)."""
-    base_url = (settings.TRANSCRIPTION_BASE_URL or settings.OPENAI_BASE_URL).rstrip("/")
+    settings; by default the `openai` provider's base URL and key with whisper-1), with the `openai` SDK."""
+    from .sdk import json_body, model_errors, openai_client_for, timeout
+
+    base_url = settings.TRANSCRIPTION_BASE_URL or settings.OPENAI_BASE_URL
     key = settings.TRANSCRIPTION_API_KEY or settings.OPENAI_API_KEY
     if not key:
         raise ModelError("no key for transcription (TRANSCRIPTION_API_KEY or OPENAI_API_KEY)", transient=False)
-    try:
-        response = _http().post(
-            base_url + "/audio/transcriptions",
-            headers={"Authorization": f"Bearer {key}"},
-            data={"model": settings.TRANSCRIPTION_MODEL, "response_format": "json"},
-            files={"file": (filename, audio, content_type or "application/octet-stream")},
-            timeout=settings.MODEL_TIMEOUT_SECONDS,
+    client, headers = openai_client_for(base_url, key)
+    with model_errors("transcription"):
+        raw = client.audio.transcriptions.with_raw_response.create(
+            extra_headers=headers, model=settings.TRANSCRIPTION_MODEL, response_format="json", timeout=timeout(),
+            file=(filename, audio, content_type or "application/octet-stream"),
         )
-    except httpx.HTTPError as exc:
-        raise ModelError(f"transcription failed: {type(exc).__name__}: {exc}", transient=True) from exc
-    if response.status_code >= 400:
-        raise _http_error("transcription", response)
-    try:
-        text = response.json().get("text")
-    except (ValueError, AttributeError):
-        text = None
+    text = json_body("transcription", raw).get("text")
     if not isinstance(text, str):
-        raise malformed("transcription", response.text)
+        raise malformed("transcription", text)
     return text.strip()

@@ -1,4 +1,4 @@
-"""Anthropic's Messages API (POST /v1/messages).
+"""Anthropic's Messages API (POST /v1/messages), through the `anthropic` SDK.
 
 Where it differs from chat completions: the system prompt is a top-level field, max_tokens is
 required, tool calls are `tool_use` content blocks of the assistant, and tool results are
@@ -7,32 +7,29 @@ required, tool calls are `tool_use` content blocks of the assistant, and tool re
 
 from typing import Any
 
-from django.conf import settings
-
 from . import (
     as_tool_call,
     malformed,
     original_tool_name,
-    post_json,
-    required_key,
     wire_tool_names,
 )
+from .sdk import anthropic_client, json_body, model_errors, timeout
 from .types import ModelError, ModelReply, ToolCallRequest, ToolSpec
 
-API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 1024
 
 
 def complete(model: dict, system: str, messages: list[dict], tools: list[ToolSpec]) -> ModelReply:
-    headers = {
-        "x-api-key": required_key("ANTHROPIC_API_KEY"),
-        "anthropic-version": API_VERSION,
-        "Content-Type": "application/json",
-    }
+    client = anthropic_client()
     names = wire_tool_names(tools, messages)
-    url = settings.ANTHROPIC_BASE_URL.rstrip("/") + "/v1/messages"
-    data = post_json("anthropic", url, headers=headers, body=request_body(model, system, messages, tools, names))
-    return parse_reply(data, names)
+    body = request_body(model, system, messages, tools, names)
+    with model_errors("anthropic"):
+        # The raw response: the reply is read as Anthropic sent it, not as the SDK's models see it.
+        raw = client.messages.with_raw_response.create(
+            model=body.pop("model"), max_tokens=body.pop("max_tokens"), messages=body.pop("messages"),
+            extra_body=body, timeout=timeout(),  # the rest as built, whichever of them the SDK names
+        )
+    return parse_reply(json_body("anthropic", raw), names)
 
 
 def request_body(

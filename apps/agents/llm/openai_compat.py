@@ -1,43 +1,34 @@
 """One adapter for every OpenAI-compatible chat-completions API: OpenAI, xAI, Groq, OpenRouter, Ollama.
 
-Each provider differs only by `<PROVIDER>_BASE_URL` and `<PROVIDER>_API_KEY` in settings, so pointing
-a base URL elsewhere (a proxy, a self-hosted server, a test stand-in) needs no code.
+All go through the `openai` SDK; each provider differs only by `<PROVIDER>_BASE_URL` and
+`<PROVIDER>_API_KEY` in settings, so pointing a base URL elsewhere (a proxy, a self-hosted server, a
+test stand-in) needs no code.
 """
 
 import json
 from typing import Any
 
-from django.conf import settings
-
 from . import (
     as_tool_call,
     malformed,
     original_tool_name,
-    post_json,
-    required_key,
     wire_tool_names,
 )
+from .sdk import json_body, model_errors, openai_client, timeout
 from .types import ModelError, ModelReply, ToolCallRequest, ToolSpec
 
 PROVIDERS = ("openai", "xai", "groq", "openrouter", "ollama")
-# A local Ollama usually runs without authentication; every hosted provider needs a key.
-KEYLESS_PROVIDERS = {"ollama"}
 
 
 def complete(model: dict, system: str, messages: list[dict], tools: list[ToolSpec]) -> ModelReply:
     provider = model["provider"]
-    headers = {"Content-Type": "application/json", **_auth_header(provider)}
+    client, headers = openai_client(provider)
     names = wire_tool_names(tools, messages)
-    url = getattr(settings, f"{provider.upper()}_BASE_URL").rstrip("/") + "/chat/completions"
-    data = post_json(provider, url, headers=headers, body=request_body(model, system, messages, tools, names))
-    return parse_reply(provider, data, names)
-
-
-def _auth_header(provider: str) -> dict[str, str]:
-    setting = f"{provider.upper()}_API_KEY"
-    if provider in KEYLESS_PROVIDERS and not getattr(settings, setting, ""):
-        return {}
-    return {"Authorization": f"Bearer {required_key(setting)}"}
+    body = request_body(model, system, messages, tools, names)
+    with model_errors(provider):
+        # The raw response: the reply is read as the provider sent it, not as the SDK's models see it.
+        raw = client.chat.completions.with_raw_response.create(**body, extra_headers=headers, timeout=timeout())
+    return parse_reply(provider, json_body(provider, raw), names)
 
 
 def request_body(
