@@ -113,7 +113,7 @@ def test_the_inbox_shows_the_username_where_there_is_no_number(client, org, conn
     page = client.get(f"/o/{org.slug}/threads/{thread.pk}/")
 
     assert "@jane" in inbox.content.decode()
-    assert "@jane" in page.content.decode() and "no number shared" in page.content.decode()
+    assert "@jane" in page.content.decode() and "No number shared" in page.content.decode()
 
 
 # --- 2. Deliveries that start no turn --------------------------------------------------------------
