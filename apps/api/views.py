@@ -123,7 +123,10 @@ class AgentListApi(APIView):
         return Response(s.AgentSerializer(agent).data, status=201)
 
 
-@extend_schema(parameters=[OpenApiParameter("agent_id", str, OpenApiParameter.PATH, description="The agent's id.")])
+_AGENT_ID = OpenApiParameter("agent_id", str, OpenApiParameter.PATH, description="The agent's id.")
+
+
+@extend_schema(parameters=[_AGENT_ID])
 class AgentDetailApi(APIView):
     @extend_schema(responses={200: s.AgentSerializer, **errors(404)})
     def get(self, request, agent_id: str):
@@ -320,14 +323,20 @@ class ThreadMessagesApi(APIView):
 # --- Knowledge -------------------------------------------------------------------------------------
 
 
+@extend_schema(parameters=[_AGENT_ID])
 class KnowledgeListApi(APIView):
     parser_classes = [JSONParser, MultiPartParser]  # files come as multipart/form-data
+    pagination_class = _PAGE  # tells the schema that GET answers a page
 
+    @extend_schema(operation_id="agents_knowledge_list",
+                   responses={200: s.KnowledgeSourceSerializer(many=True), **errors(404)})
     def get(self, request, agent_id: str):
         agent = _agent_or_404(request, agent_id)
         sources = KnowledgeSource.objects.filter(org=request.user.org, agent=agent).order_by("-created_at", "-id")
         return _paginated(request, sources, s.KnowledgeSourceSerializer)
 
+    @extend_schema(operation_id="agents_knowledge_create", request=s.KnowledgeCreateSerializer,
+                   responses={201: s.KnowledgeSourceSerializer, **errors(400, 404)})
     def post(self, request, agent_id: str):
         """Add a source. FAQ entries, texts and files are searchable at once (201, `ready`); a web
         page is fetched in the background (201, `fetching`; then `ready` or `failed` with `error`)."""
@@ -343,7 +352,11 @@ class KnowledgeListApi(APIView):
         return Response(s.KnowledgeSourceSerializer(source).data, status=201)
 
 
+@extend_schema(parameters=[
+    _AGENT_ID, OpenApiParameter("source_id", str, OpenApiParameter.PATH, description="The knowledge source's id."),
+])
 class KnowledgeDetailApi(APIView):
+    @extend_schema(operation_id="agents_knowledge_destroy", responses={204: None, **errors(404)})
     def delete(self, request, agent_id: str, source_id: str):
         agent = _agent_or_404(request, agent_id)
         sources = KnowledgeSource.objects.filter(org=request.user.org, agent=agent)
