@@ -195,6 +195,30 @@ def test_it_refuses_a_reply_when_the_number_is_not_connected(api, connection, th
     assert not Message.objects.exists()
 
 
+def test_an_operator_takes_a_thread_over_and_gives_it_back_like_in_the_dashboard(
+    api, thread, django_capture_on_commit_callbacks
+):
+    taken = api.patch(f"/api/v1/threads/{thread.id}", {"handoff": "human"}, format="json")
+    waiting = add_message(thread, text="Are you there?", wamid="wamid.in.9")
+    with django_capture_on_commit_callbacks() as callbacks:
+        given = api.patch(f"/api/v1/threads/{thread.id}", {"handoff": "agent"}, format="json")
+
+    assert (taken.status_code, json_of(taken)["handoff"]) == (200, "human")
+    assert (given.status_code, json_of(given)["handoff"]) == (200, "agent")
+    waiting.refresh_from_db()
+    assert waiting.run is not None and waiting.run.status == "pending"  # the agent answers what waited
+    assert len(callbacks) == 1
+
+
+@pytest.mark.parametrize("body", [{}, {"handoff": "robot"}, {"handoff": "human", "extra": 1}])
+def test_it_refuses_an_unknown_handoff_and_changes_nothing(api, thread, body):
+    response = api.patch(f"/api/v1/threads/{thread.id}", body, format="json")
+
+    assert response.status_code == 400
+    thread.refresh_from_db()
+    assert thread.handoff == "agent"
+
+
 # --- Other tenants -----------------------------------------------------------------------------
 
 
@@ -218,6 +242,14 @@ def test_it_never_lists_threads_of_another_orgs_connection(api, their_thread):
 
     assert response.status_code == 200
     assert json_of(response)["count"] == 0
+
+
+def test_it_never_takes_over_another_orgs_thread(api, their_thread):
+    response = api.patch(f"/api/v1/threads/{their_thread.id}", {"handoff": "human"}, format="json")
+
+    assert response.status_code == 404
+    their_thread.refresh_from_db()
+    assert their_thread.handoff == "agent"
 
 
 def test_it_never_shows_another_orgs_thread_or_its_messages(api, their_thread):

@@ -9,6 +9,7 @@ Kapso. So the playground shows exactly what the agent would do on WhatsApp.
 """
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from apps.conversations.models import Author, Direction, Handoff, Message, MessageStatus, Thread
@@ -16,7 +17,7 @@ from apps.conversations.services import thread_set_handoff
 from apps.whatsapp.models import Environment
 from apps.whatsapp.services import playground_connection
 
-from .models import Agent, AgentRun
+from .models import Agent, AgentRun, RunStatus
 from .services import run_request
 
 # A fictional number (555-01xx is reserved for fiction) so {{contactPhone}} renders as it would.
@@ -28,10 +29,12 @@ def _external_id(user) -> str:
 
 
 def playground_thread_find(*, agent: Agent, user) -> Thread | None:
-    """The user's playground thread with this agent, if they have used it (reading creates nothing)."""
+    """The user's playground thread with this agent, if they have used it (reading creates nothing),
+    with `turn_in_progress`: whether the agent is still working on an answer (same query)."""
+    busy = AgentRun.objects.filter(thread=OuterRef("pk"), status__in=[RunStatus.PENDING, RunStatus.RUNNING])
     return Thread.objects.filter(
         connection__agent=agent, connection__environment=Environment.PLAYGROUND, external_id=_external_id(user)
-    ).first()
+    ).annotate(turn_in_progress=Exists(busy)).first()
 
 
 def playground_thread(*, agent: Agent, user) -> Thread:

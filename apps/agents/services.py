@@ -463,6 +463,15 @@ def _agent_check_options(agent: Agent, providers) -> None:
         raise AgentInvalid("mode", "The mode is chat or task.")
 
 
+def thread_handoff_set(*, thread: Thread, handoff: str) -> None:
+    """A person takes the conversation over (`human`) or gives it back to the agent (`agent`): the
+    one path for the dashboard and the API. Giving it back also answers what came in meanwhile."""
+    if handoff == Handoff.AGENT:
+        thread_hand_back(thread=thread)
+    else:
+        conversations.thread_set_handoff(thread=thread, handoff=Handoff.HUMAN)
+
+
 def thread_hand_back(*, thread: Thread) -> uuid.UUID | None:
     """A person gives the conversation back to the agent. Messages the contact sent since the last
     reply are not left hanging: they become the agent's next turn. Returns that run's id, if any."""

@@ -8,7 +8,7 @@ from apps.agents.models import Agent, AgentMode
 from apps.agents.selectors import agent_list
 from apps.agents.services import MAX_DEBOUNCE_SECONDS, MIN_TURN_TIMEOUT_SECONDS
 from apps.agents.tools import TOOL_NAMES
-from apps.conversations.models import Message, Thread
+from apps.conversations.models import Handoff, Message, Thread
 from apps.orgs.models import Organization
 from apps.whatsapp.models import NUMBER_ENVIRONMENTS, ConnectionStatus, WhatsAppConnection
 
@@ -228,6 +228,13 @@ class MessageSerializer(serializers.ModelSerializer):
         fields = ["id", "direction", "author", "type", "text", "status", "wamid", "error_code", "error_text",
                   "created_at"]
         read_only_fields = fields
+
+
+class ThreadUpdateSerializer(StrictSerializer):
+    """`{handoff: "human"}` takes the conversation over (the agent stops answering); `"agent"` gives
+    it back, and the agent answers what the contact wrote meanwhile."""
+
+    handoff = serializers.ChoiceField(choices=Handoff.choices)
 
 
 class ReplySerializer(StrictSerializer):

@@ -266,6 +266,16 @@ class ThreadDetailApi(APIView):
     def get(self, request, thread_id: str):
         return Response(s.ThreadSerializer(_owned(request, _threads(request), thread_id, "thread")).data)
 
+    @extend_schema(request=s.ThreadUpdateSerializer, responses={200: s.ThreadSerializer, **errors(400, 404)})
+    def patch(self, request, thread_id: str):
+        """`{handoff: "human" | "agent"}`: take the conversation over, or give it back to the agent
+        (which then answers what came in meanwhile), as the dashboard's buttons do."""
+        thread = _owned(request, _threads(request), thread_id, "thread")
+        data = _input(s.ThreadUpdateSerializer, request)
+        agents.thread_handoff_set(thread=thread, handoff=data["handoff"])
+        thread.refresh_from_db()
+        return Response(s.ThreadSerializer(thread).data)
+
 
 @extend_schema(parameters=[_THREAD_ID])
 class ThreadExportApi(APIView):

@@ -112,7 +112,7 @@ def agent_detail(request: HttpRequest, agent_id: str) -> HttpResponse:
         "agent": agent, "items": items,
         "connections": list(agent.connections.numbers()), "tools": all_tools(),
         "since": (timezone.now() - timedelta(seconds=15)).isoformat(),
-        "thinking": thread is not None and selectors.turn_in_progress(thread=thread), "form": PlaygroundForm(),
+        "thinking": thread is not None and thread.turn_in_progress, "form": PlaygroundForm(),
         "playground": True, "sources": knowledge_sources(agent=agent),
     }
     return render(request, "dashboard/agent_detail.html", context)
@@ -141,7 +141,7 @@ def playground_updates(request: HttpRequest, agent_id: str) -> HttpResponse:
     since, now = parse_since(request), timezone.now()
     items = selectors.stream_changes(thread=thread, since=since) if thread else []
     return stream_response(request, items, poll_url=request.path, now=now, context={"playground": True},
-                           thinking=thread is not None and selectors.turn_in_progress(thread=thread))
+                           thinking=thread is not None and thread.turn_in_progress)
 
 
 @require_POST

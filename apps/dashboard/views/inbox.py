@@ -182,10 +182,7 @@ def thread_hand_back(request: HttpRequest, thread_id: str) -> HttpResponse:
 
 def _set_handoff(request: HttpRequest, thread_id: str, handoff: str) -> HttpResponse:
     thread = _thread(request, thread_id)
-    if handoff == Handoff.AGENT:
-        agent_services.thread_hand_back(thread=thread)  # also answers what came in meanwhile
-    else:
-        conversation_services.thread_set_handoff(thread=thread, handoff=handoff)
+    agent_services.thread_handoff_set(thread=thread, handoff=handoff)
     if not request.htmx:
         return redirect("thread", org_slug=request.org.slug, thread_id=thread.pk)
     return render(request, "dashboard/thread.html#thread_state", {"thread": thread, **_thread_state(thread)})
