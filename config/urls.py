@@ -8,6 +8,7 @@ from apps.core import views as core_views
 urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
+    path("metrics", core_views.metrics_view, name="metrics"),
     path("webhook/kapso/", include("apps.webhooks.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves its script as a file, not inline, so a strict Content-Security-Policy holds.

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from apps.conversations import services as conversations
 from apps.conversations.models import NOTICE_KEY, Author, Handoff, Message, Thread
+from apps.core import metrics
 from apps.core.queue import enqueue
 from apps.whatsapp.hours import hours_describe, hours_next_opening, hours_open
 
@@ -141,7 +142,16 @@ def run_finish(*, run: AgentRun, outcome: TurnOutcome) -> bool:
         elif outcome.reply.strip():
             conversations.outbound_queue(thread=thread, text=outcome.reply, author=Author.AGENT, run_id=run.pk)
         transaction.on_commit(lambda: run_enqueue_next(thread_id=thread.pk))
+        transaction.on_commit(lambda: _count_turn(run, status, outcome))
     return True
+
+
+def _count_turn(run: AgentRun, status: str, outcome: TurnOutcome) -> None:
+    seconds = (timezone.now() - run.started_at).total_seconds() if run.started_at else 0.0
+    metrics.observe("switchboard_agent_turn_seconds", seconds, outcome=status)
+    for kind, tokens in (("input", outcome.input_tokens), ("output", outcome.output_tokens)):
+        if tokens:
+            metrics.inc("switchboard_model_tokens", tokens, org=run.org.slug, kind=kind)
 
 
 def _handoff_apply(thread: Thread, handoff, run_id) -> None:
@@ -216,6 +226,7 @@ def _run_give_up(run: AgentRun) -> None:
     run.error = f"The turn was interrupted {run.attempts} times; the fallback text was sent instead."
     run.finished_at = timezone.now()
     run.save(update_fields=["status", "error", "finished_at", "updated_at"])
+    transaction.on_commit(lambda: metrics.observe("switchboard_agent_turn_seconds", 0.0, outcome=run.status))
     thread = Thread.objects.select_related("connection__agent").get(pk=run.thread_id)
     agent = thread.connection.agent
     if agent is not None and thread.handoff == Handoff.AGENT:

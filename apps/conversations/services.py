@@ -12,6 +12,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from apps.core import metrics
 from apps.kapso import client as kapso
 from apps.kapso.errors import KapsoError
 from apps.kapso.payloads import Contact, InboundMessage, StatusUpdate
@@ -436,6 +437,7 @@ def outbox_send(*, message: Message) -> float | None:
             return _await_reconciliation(message, error)
         return _record_send_error(message, error)
     _record_sent(message, wamid)
+    metrics.inc("switchboard_sends", outcome="sent", error_class="")
     return None
 
 
@@ -480,6 +482,7 @@ def _await_reconciliation(message: Message, error: KapsoError) -> None:
         error_code="no_answer", error_text=str(error), updated_at=timezone.now()
     )
     logger.warning("send of %s got no answer (%s); left for the sweeper to look up in Kapso", message.pk, error)
+    metrics.inc("switchboard_sends", outcome="unknown", error_class=_error_class(error))
     return None
 
 
@@ -491,6 +494,7 @@ def _record_send_error(message: Message, error: KapsoError) -> float | None:
     if error.rate_limited:
         # Kapso's per-key budget is spent (or our limiter saw it coming): the message was not
         # looked at, so this costs it no attempt. A minute of throttling never fails a message.
+        metrics.inc("switchboard_sends", outcome="postponed", error_class=_error_class(error))
         return _postpone(message, error.retry_after or 1.0, error=error)
     attempts = message.send_attempts  # loaded after the claim counted this attempt
     if error.transient and attempts < settings.OUTBOX_MAX_ATTEMPTS:
@@ -500,9 +504,15 @@ def _record_send_error(message: Message, error: KapsoError) -> float | None:
             error_code=error.code or str(error.status), error_text=str(error), updated_at=timezone.now(),
         )
         logger.info("send of %s will be retried in %.1fs: %s", message.pk, delay, error)
+        metrics.inc("switchboard_sends", outcome="retry", error_class=_error_class(error))
         return delay
     _mark_failed(message, code=error.code or str(error.status), text=error.message)
     return None
+
+
+def _error_class(error: KapsoError) -> str:
+    """Kapso's or Meta's error code, else the HTTP status, else "network" (no answer at all)."""
+    return error.code or (str(error.status) if error.status else "network")
 
 
 def retry_delay(attempts: int, retry_after: float | None) -> float:
@@ -517,6 +527,7 @@ def _mark_failed(message: Message, *, code: str, text: str) -> None:
         updated_at=timezone.now(),
     )
     logger.warning("send of %s failed for good: %s %s", message.pk, code, text)
+    metrics.inc("switchboard_sends", outcome="failed", error_class=code[:32])
 
 
 def outbox_recover_stale(*, older_than: timedelta) -> list[uuid.UUID]:

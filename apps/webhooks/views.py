@@ -13,6 +13,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core import metrics
 from apps.core.limits import client_ip, limit_hit, source_allowed
 from apps.core.logging import bind
 from apps.kapso.payloads import PayloadError, phone_number_id_of, split_delivery, storable_body
@@ -31,6 +32,11 @@ class KapsoWebhookView(APIView):
     permission_classes = [AllowAny]
     parser_classes: list = []
     throttle_classes: list = []
+    endpoint = ""  # the metrics' name for it
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        metrics.inc("switchboard_webhook_deliveries", endpoint=self.endpoint, result=_result(response))
+        return super().finalize_response(request, response, *args, **kwargs)
 
     def read(self, request) -> tuple[bytes | None, object, Response | None]:
         if not source_allowed(request):
@@ -52,6 +58,8 @@ class KapsoWebhookView(APIView):
 
 
 class MessagesWebhookView(KapsoWebhookView):
+    endpoint = "messages"
+
     def post(self, request):
         raw, body, error = self.read(request)
         if error:
@@ -76,6 +84,8 @@ class MessagesWebhookView(KapsoWebhookView):
 
 
 class ProjectWebhookView(KapsoWebhookView):
+    endpoint = "project"
+
     def post(self, request):
         raw, body, error = self.read(request)
         if error:
@@ -112,6 +122,17 @@ def _bad_signature(request, reason: str) -> Response:
         return response
     logger.warning("rejected %s", reason)
     return _error(401, "Invalid or missing signature.")
+
+
+_REFUSALS = {400: "unreadable", 401: "bad_signature", 403: "source_refused", 405: "wrong_method", 413: "too_large",
+             429: "throttled"}
+
+
+def _result(response) -> str:
+    """How a delivery was answered, for the metrics: the service's word when stored, else the refusal."""
+    if response.status_code == 200:
+        return str((getattr(response, "data", None) or {}).get("status") or "ok")
+    return _REFUSALS.get(response.status_code, str(response.status_code))
 
 
 def _error(status: int, message: str) -> Response:

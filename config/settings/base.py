@@ -135,6 +135,10 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Switchboard <noreply@localhost>")
 
+# Prometheus metrics at /metrics for a scraper sending `Authorization: Bearer <METRICS_TOKEN>`;
+# empty: /metrics does not exist.
+METRICS_TOKEN = env("METRICS_TOKEN")
+
 # Webhook bodies above this size are refused before they are read (Kapso payloads are a few KB).
 WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BODY_BYTES
