@@ -1,6 +1,7 @@
 """The API's JSON shapes. Serializers only translate and validate input; writes happen in the
 services the views call (never in a serializer's create() or update())."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.agents.llm import PROVIDERS
@@ -259,15 +260,18 @@ class KnowledgeSourceSerializer(serializers.Serializer):
     status = serializers.CharField(read_only=True)
     error = serializers.CharField(read_only=True)
     characters = serializers.SerializerMethodField()
-    fetched_at = serializers.DateTimeField(read_only=True)
+    fetched_at = serializers.DateTimeField(read_only=True, allow_null=True)
     created_at = serializers.DateTimeField(read_only=True)
 
+    @extend_schema_field(serializers.CharField(allow_null=True))
     def get_question(self, source) -> str | None:
         return source.title if source.kind == "faq" else None
 
+    @extend_schema_field(serializers.CharField(allow_null=True))
     def get_answer(self, source) -> str | None:
         return source.text if source.kind == "faq" else None
 
+    @extend_schema_field(serializers.CharField(allow_null=True, help_text="The text of a `text` source."))
     def get_text(self, source) -> str | None:
         return source.text if source.kind == "text" else None
 
