@@ -4,13 +4,16 @@ Meta shapes, Meta error objects). docs/kapso.md §1–7; anything else answers 5
 """
 
 import base64
+import hashlib
 import json
 import math
+import time
 import uuid
 from collections.abc import Callable
 from functools import wraps
 from urllib.parse import urlencode
 
+from django.core.cache import cache
 from django.db.models import Q, QuerySet
 from django.http import HttpResponse, JsonResponse
 from django.utils.crypto import constant_time_compare
@@ -38,12 +41,33 @@ def reply(body: object, status: int = 200, headers: dict | None = None) -> HttpR
         response = HttpResponse(status=204)
     else:
         response = JsonResponse(body, status=status, safe=False, json_dumps_params={"separators": (",", ":")})
-    # Kapso puts its rate-limit state on every response (docs/kapso.md §5.3).
-    response["X-RateLimit-Limit"] = "1000"
-    response["X-RateLimit-Remaining"] = "999"
     for name, value in (headers or {}).items():
         response[name] = value
     return response
+
+
+RATE_WINDOW_SECONDS = 60
+RATE_LIMITED = {"error": "Rate limit exceeded", "message": "You have exceeded the rate limit. Please try again later."}
+
+
+def rate_count(key: str) -> tuple[dict, bool]:
+    """Kapso's limit: requests per API key per fixed minute. Returns the X-RateLimit-* headers every
+    answer carries and whether this request is over the limit (then a 429 with Retry-After)."""
+    limit = conf.rate_limit_per_minute()
+    now = time.time()
+    window = int(now // RATE_WINDOW_SECONDS)
+    counter = f"sandbox-rate:{hashlib.sha256(key.encode()).hexdigest()[:16]}:{window}"
+    cache.add(counter, 0, RATE_WINDOW_SECONDS + 5)
+    try:
+        used = cache.incr(counter)
+    except ValueError:  # expired between add and incr
+        used = 1
+    reset = (window + 1) * RATE_WINDOW_SECONDS
+    headers = {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(max(0, limit - used)),
+               "X-RateLimit-Reset": str(reset)}
+    if used > limit:
+        headers["Retry-After"] = str(max(1, int(reset - now + 0.999)))
+    return headers, used > limit
 
 
 def error(surface: str, status: int, message: str, *, code: int | None = None, type_: str = "OAuthException"):
@@ -75,26 +99,37 @@ def endpoint(surface: str, methods: set[str]):
                 return error(surface, 401, "Invalid API key", code=190)
             if request.method not in methods:
                 return error(surface, 405, f"Method {request.method} is not allowed here", code=100)
-            body = None
-            if request.method in {"POST", "PATCH", "PUT"}:
-                try:
-                    body = json.loads(request.body or b"{}")
-                except (ValueError, UnicodeDecodeError):
-                    return error(surface, 400, "The body is not valid JSON", code=100)
-                if not isinstance(body, dict):
-                    return error(surface, 400, "The body must be a JSON object", code=100)
-            try:
-                return view(request, body, *args, **kwargs)
-            except Refused as refused:
-                return reply(refused.body, refused.status, refused.headers)
-            except NotFound as missing:
-                if surface == META:
-                    return error(META, 404, str(missing), code=100, type_="GraphMethodException")
-                return error(PLATFORM, 404, str(missing))
+            rate_headers, over = rate_count(key)
+            if over:
+                return reply(RATE_LIMITED, 429, rate_headers)
+            response = _answer(view, request, surface, *args, **kwargs)
+            for name, value in rate_headers.items():
+                response.setdefault(name, value)
+            return response
 
         return wrapper
 
     return decorator
+
+
+def _answer(view: Callable, request, surface: str, *args, **kwargs) -> HttpResponse:
+    """The view's answer to a JSON object body, with Refused and NotFound in the surface's style."""
+    body = None
+    if request.method in {"POST", "PATCH", "PUT"}:
+        try:
+            body = json.loads(request.body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            return error(surface, 400, "The body is not valid JSON", code=100)
+        if not isinstance(body, dict):
+            return error(surface, 400, "The body must be a JSON object", code=100)
+    try:
+        return view(request, body, *args, **kwargs)
+    except Refused as refused:
+        return reply(refused.body, refused.status, refused.headers)
+    except NotFound as missing:
+        if surface == META:
+            return error(META, 404, str(missing), code=100, type_="GraphMethodException")
+        return error(PLATFORM, 404, str(missing))
 
 
 def _get(model, what: str, **lookup):

@@ -55,6 +55,11 @@ def status_delays() -> tuple[float, float]:
     return float(sent), float(delivered)
 
 
+def rate_limit_per_minute() -> int:
+    """Kapso's per-key plan limit (Free 100, Pro 500, Platform 1,000, Enterprise 2,000 a minute)."""
+    return int(_get("KAPSO_SANDBOX_RATE_LIMIT_PER_MINUTE", "1000") or "1000")
+
+
 def delivery_timeout() -> float:
     return float(_get("KAPSO_SANDBOX_DELIVERY_TIMEOUT", "10"))
 

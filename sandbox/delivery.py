@@ -192,6 +192,10 @@ def deliver(delivery_id, *, manual: bool = False) -> Delivery | None:
         return delivery
     body = delivery.body.encode()
     status, text, error = None, "", ""
+    if not manual and _in_outage(delivery):
+        _record_attempt(delivery, status=None, text="", error="ConnectError: the receiver is down (simulated outage)",
+                        manual=False)
+        return delivery
     try:
         response = httpx.post(delivery.webhook.url, content=body, headers=headers_for(delivery, body),
                               timeout=conf.delivery_timeout())
@@ -200,6 +204,14 @@ def deliver(delivery_id, *, manual: bool = False) -> Delivery | None:
         error = f"{exc.__class__.__name__}: {exc}"[:1000]
     _record_attempt(delivery, status=status, text=text, error=error, manual=manual)
     return delivery
+
+
+def _in_outage(delivery: Delivery) -> bool:
+    """The phone page's outage: the number's receiver (Switchboard) cannot be reached until then."""
+    if not delivery.phone_number_id:
+        return False
+    return PhoneNumber.objects.filter(
+        phone_number_id=delivery.phone_number_id, outage_until__gt=timezone.now()).exists()
 
 
 def _record_attempt(delivery: Delivery, *, status: int | None, text: str, error: str, manual: bool) -> None:

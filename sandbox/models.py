@@ -54,6 +54,9 @@ class FailureKind(models.TextChoices):
     RATE_LIMITED = "429", "429 · rate limited, with Retry-After"
     SERVER_ERROR = "500", "500 · Kapso server error"
     IN_FLIGHT = "409", "409 · another message in flight"
+    NO_CREDITS = "402", "402 · insufficient_credits (Kapso balance), with billing_url"
+    MARKETING_STOPPED = "422-mkt", "422 · marketing_preference_stopped"
+    ACCOUNT_MISMATCH = "422-acct", "422 · messaging_account_mismatch"
     FAILED_LATER = "failed", "200, then a whatsapp.message.failed webhook (131047)"
 
 
@@ -69,6 +72,9 @@ class PhoneNumber(models.Model):
     fail_kind = models.CharField(max_length=8, choices=FailureKind.choices, blank=True, default="")
     fail_remaining = models.PositiveSmallIntegerField(default=0)
     fail_retry_after = models.PositiveIntegerField(default=60)
+    # A simulated outage of the receiving side: until then every delivery attempt fails, and Kapso's
+    # retry schedule runs out as it does after a real one (the messages stay in the history).
+    outage_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -114,6 +120,8 @@ class Conversation(models.Model):
     phone_number = models.ForeignKey(PhoneNumber, on_delete=models.CASCADE, related_name="conversations")
     contact_phone = models.CharField(max_length=20)  # digits
     contact_name = models.CharField(max_length=200, blank=True, default="")
+    # A contact who adopted a WhatsApp username: Kapso then hides the number and sends the BSUID.
+    contact_username = models.CharField(max_length=100, blank=True, default="")
     status = models.CharField(max_length=8, default="active")
     last_active_at = models.DateTimeField()
     last_inbound_at = models.DateTimeField(null=True, blank=True)

@@ -232,3 +232,50 @@ def _is_uuid(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+TRAFFIC_DONE = {
+    "username": "The contact wrote with a WhatsApp username: no number, a BSUID instead.",
+    "history": "Kapso imported three old messages (origin history_sync).",
+    "react": "The contact reacted to the last reply.",
+    "unreact": "The contact removed their reaction (an empty emoji).",
+    "kapso_inbox": "Sent from Kapso's inbox: whatsapp.message.sent with origin cloud_api, a wamid Switchboard "
+                   "never sent.",
+    "readd": "Removed: whatsapp.phone_number.deleted now (the number's webhooks are gone), "
+             "whatsapp.phone_number.created in 5 seconds.",
+    "outage": "Outage on: every delivery for this number fails; Kapso gives up after its retries.",
+    "outage_end": "Outage over: deliveries go through again (the ones Kapso gave up on stay failed).",
+}
+
+
+@require_POST
+def phone_traffic(request, phone_number_id: str):
+    """The traffic beyond Kapso's samples (the "Real traffic" card): one button per case."""
+    number = _number(phone_number_id)
+    contact, name = _contact(request.POST)
+    action = request.POST.get("action", "")
+    text = (request.POST.get("text") or "").strip()[:4096]
+    if action == "username":
+        username = "@" + ((request.POST.get("username") or "").strip().lstrip("@") or "jane")[:60]
+        services.contact_message_receive(number=number, contact=contact, name=name, text=text or "Hi!",
+                                         username=username)
+    elif action == "history":
+        services.history_import(number=number, contact=contact, name=name)
+    elif action in ("react", "unreact"):
+        if services.contact_reacts(number=number, contact=contact, name=name,
+                                   emoji="\U0001f44d" if action == "react" else "") is None:
+            flash.error(request, "There is no reply to react to yet.")
+            return redirect(_phone_url(number, contact, name))
+    elif action == "kapso_inbox":
+        services.business_app_message_send(number=number, contact=contact, text=text or "Hi, this is Maria.",
+                                           origin="cloud_api")
+    elif action == "readd":
+        services.phone_number_readd(number=number)
+    elif action in ("outage", "outage_end"):
+        minutes = float(services.digits(request.POST.get("minutes")) or "5") if action == "outage" else 0
+        services.outage_start(number=number, minutes=minutes)
+    else:
+        flash.error(request, "Unknown action.")
+        return redirect(_phone_url(number, contact, name))
+    flash.success(request, TRAFFIC_DONE[action])
+    return redirect(_phone_url(number, contact, name))

@@ -4,6 +4,7 @@ Webhook payloads follow the documented v2 samples key for key; API resources fol
 schemas. Timestamps: unix-second strings in messages, ISO 8601 (UTC, "Z") everywhere else.
 """
 
+import hashlib
 import json
 from datetime import UTC, datetime
 
@@ -137,10 +138,24 @@ def delivery_resource(delivery: Delivery) -> dict:
 # --- Conversations and messages ---------------------------------------------------------------
 
 
+def bsuid_of(contact_digits: str) -> str:
+    """The business-scoped user id WhatsApp gives a contact: stable per contact (and per business)."""
+    return f"US.{int(hashlib.sha256(contact_digits.encode()).hexdigest(), 16) % 10**20:020d}"
+
+
+def contact_fields(conversation: Conversation) -> dict:
+    """A contact who adopted a username arrives without a number, with a BSUID and the username
+    (Kapso's docs: "do not assume phone_number, from, to or wa_id are always present")."""
+    if conversation.contact_username:
+        return {"phone_number": None, "business_scoped_user_id": bsuid_of(conversation.contact_phone),
+                "parent_business_scoped_user_id": None, "username": conversation.contact_username}
+    return {"phone_number": plus(conversation.contact_phone)}
+
+
 def conversation_object(conversation: Conversation, *, with_kapso: bool = True) -> dict:
     data = {
         "id": str(conversation.id),
-        "phone_number": plus(conversation.contact_phone),
+        **contact_fields(conversation),
         "status": conversation.status,
         "last_active_at": iso(conversation.last_active_at),
         "created_at": iso(conversation.created_at),
@@ -177,8 +192,9 @@ def received_payload(message: Message, *, is_new_conversation: bool, batched: bo
     kapso = {"direction": "inbound", "status": "received", "processing_status": "pending",
              "origin": message.origin, "has_media": False, "content": message.text}
     if batched:
-        kapso.update(phone_number=plus(message.conversation.contact_phone),
-                     phone_number_id=message.phone_number.phone_number_id)
+        kapso.update(phone_number_id=message.phone_number.phone_number_id)
+        if not message.conversation.contact_username:
+            kapso.update(phone_number=plus(message.conversation.contact_phone))
     return {
         "message": {**_message_core(message), "kapso": kapso},
         "conversation": conversation_object(message.conversation, with_kapso=not batched),
@@ -222,16 +238,19 @@ def listed_message(message: Message, kapso_fields: tuple[str, ...] | None) -> di
     """A history row (§6): `from` for inbound, `to` for outbound, and the requested kapso fields."""
     data = _message_core(message)
     contact = message.conversation.contact_phone
-    if message.direction == "inbound":
-        data["from"] = contact
+    hidden = bool(message.conversation.contact_username)  # a username contact: the BSUID, not the number
+    side = "from" if message.direction == "inbound" else "to"
+    if hidden:
+        data[f"{side}_user_id"] = bsuid_of(contact)
+        data["username"] = message.conversation.contact_username
     else:
-        data["to"] = contact
+        data[side] = contact
     if kapso_fields:
         status = "delivered" if message.status == "received" else message.status
         everything = {
             "direction": message.direction, "status": status,
             "processing_status": "processed" if message.direction == "inbound" else "completed",
-            "origin": message.origin, "phone_number": plus(contact),
+            "origin": message.origin, "phone_number": None if hidden else plus(contact),
             "phone_number_id": message.phone_number.phone_number_id, "has_media": False,
             "whatsapp_conversation_id": str(message.conversation_id),
             "contact_name": message.conversation.contact_name or None, "content": message.text,

@@ -6,7 +6,7 @@ import random
 import secrets
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import connection as db
 from django.db import transaction
@@ -19,6 +19,7 @@ from . import conf, delivery
 from .models import (
     Conversation,
     Customer,
+    Delivery,
     FailureKind,
     Message,
     PhoneNumber,
@@ -27,6 +28,9 @@ from .models import (
     Webhook,
 )
 from .payloads import (
+    PROJECT_ID,
+    bsuid_of,
+    compact,
     conversation_created_payload,
     phone_number_event_payload,
     received_payload,
@@ -261,7 +265,8 @@ def _test_message_payload(number: PhoneNumber) -> dict:
 # --- Conversations -----------------------------------------------------------------------------------
 
 
-def conversation_for(*, number: PhoneNumber, contact: str, name: str = "") -> tuple[Conversation, bool]:
+def conversation_for(*, number: PhoneNumber, contact: str, name: str = "", username: str | None = None
+                     ) -> tuple[Conversation, bool]:
     """The contact's active Kapso conversation, or a new one after 24 h of silence (rotation)."""
     now = timezone.now()
     conversation = (
@@ -277,9 +282,12 @@ def conversation_for(*, number: PhoneNumber, contact: str, name: str = "") -> tu
     if conversation is not None:
         if name and name != conversation.contact_name:
             conversation.contact_name = name
+        if username is not None:
+            conversation.contact_username = username
         return conversation, False
     conversation = Conversation.objects.create(
-        phone_number=number, contact_phone=contact, contact_name=name, last_active_at=now)
+        phone_number=number, contact_phone=contact, contact_name=name, contact_username=username or "",
+        last_active_at=now)
     return conversation, True
 
 
@@ -296,14 +304,21 @@ def window_open(*, number: PhoneNumber, contact: str) -> bool:
 
 @transaction.atomic
 def contact_message_receive(*, number: PhoneNumber, contact: str, name: str, text: str, context_id: str = "",
-                            emit: bool = True) -> Message:
-    now = timezone.now()
-    conversation, is_new = conversation_for(number=number, contact=contact, name=name)
+                            emit: bool = True, username: str | None = None, kind: str = "text",
+                            content: dict | None = None, origin: str = "cloud_api",
+                            at: datetime | None = None) -> Message:
+    """A contact's message: text, or any `kind` with its `content` (a reaction: {message_id, emoji}).
+    `username` makes the contact one who hides their number; `origin` history_sync with a past `at`
+    is a message imported from the phone's history."""
+    now = at or timezone.now()
+    conversation, is_new = conversation_for(number=number, contact=contact, name=name, username=username)
     message = Message.objects.create(
-        wamid=new_wamid(contact), phone_number=number, conversation=conversation, direction="inbound", type="text",
-        content={"body": text}, text=text, status="received", context_id=context_id, created_at=now,
+        wamid=new_wamid(contact), phone_number=number, conversation=conversation, direction="inbound", type=kind,
+        content=content or {"body": text}, text=text, status="received", context_id=context_id, created_at=now,
+        origin=origin,
     )
-    conversation.last_inbound_at = conversation.last_active_at = now
+    conversation.last_inbound_at = max(filter(None, [conversation.last_inbound_at, now]))
+    conversation.last_active_at = max(conversation.last_active_at, now)
     conversation.save()
     if emit:
         if is_new:
@@ -317,19 +332,64 @@ def contact_message_receive(*, number: PhoneNumber, contact: str, name: str, tex
 
 
 @transaction.atomic
-def business_app_message_send(*, number: PhoneNumber, contact: str, text: str) -> Message:
+def business_app_message_send(*, number: PhoneNumber, contact: str, text: str, origin: str = "business_app"
+                              ) -> Message:
     """The owner answers from the WhatsApp Business app on the phone (coexistence): Kapso reports it
-    as `whatsapp.message.sent` with origin business_app."""
+    as `whatsapp.message.sent` with origin business_app. With origin cloud_api it is a reply typed in
+    Kapso's own inbox (or a workflow, a broadcast): sent through Kapso's API, not by Switchboard."""
     now = timezone.now()
     conversation, _ = conversation_for(number=number, contact=contact)
     message = Message.objects.create(
         wamid=new_wamid(contact), phone_number=number, conversation=conversation, direction="outbound", type="text",
-        content={"body": text}, text=text, status="pending", origin="business_app", created_at=now,
+        content={"body": text}, text=text, status="pending", origin=origin, created_at=now,
     )
     conversation.last_outbound_at = conversation.last_active_at = now
     conversation.save()
     message_advance(message=message, status="sent")
     return message
+
+
+HISTORY_SAMPLE = ["Hi, is my order on its way?", "It was supposed to arrive on Monday.", "Thanks for checking!"]
+
+
+def history_import(*, number: PhoneNumber, contact: str, name: str) -> list[Message]:
+    """Kapso backfills a number's history when it is imported: old messages arrive as
+    `whatsapp.message.received` with origin history_sync, in their original order and times."""
+    start = timezone.now() - timedelta(days=3)
+    return [
+        contact_message_receive(number=number, contact=contact, name=name, text=text, origin="history_sync",
+                                at=start + timedelta(minutes=index))
+        for index, text in enumerate(HISTORY_SAMPLE)
+    ]
+
+
+def contact_reacts(*, number: PhoneNumber, contact: str, name: str, emoji: str) -> Message | None:
+    """The contact reacts to the business's last message (an empty emoji removes the reaction)."""
+    target = (Message.objects.filter(phone_number=number, conversation__contact_phone=contact, direction="outbound")
+              .order_by("-id").first())
+    if target is None:
+        return None
+    return contact_message_receive(number=number, contact=contact, name=name, text=f"Reacted {emoji}".strip(),
+                                   kind="reaction", content={"message_id": target.wamid, "emoji": emoji})
+
+
+def phone_number_readd(*, number: PhoneNumber, after_seconds: float = 5.0) -> None:
+    """The number is removed from the project (its webhooks go with it) and connected again: the
+    same phone_number_id comes back with `whatsapp.phone_number.created`, a moment later."""
+    with transaction.atomic():
+        delivery.emit("whatsapp.phone_number.deleted", phone_number_event_payload(number), number=None)
+        number.webhooks.all().delete()
+        for webhook in delivery.subscribed_webhooks("whatsapp.phone_number.created", None):
+            created = Delivery.objects.create(
+                webhook=webhook, event="whatsapp.phone_number.created",
+                body=compact(phone_number_event_payload(number)).decode(), phone_number_id=number.phone_number_id)
+            delivery.schedule(created.id, after_seconds)
+
+
+def outage_start(*, number: PhoneNumber, minutes: float) -> None:
+    """Every delivery for this number fails until then, as if its receiver were down."""
+    until = timezone.now() + timedelta(minutes=minutes) if minutes > 0 else None
+    PhoneNumber.objects.filter(pk=number.pk).update(outage_until=until, updated_at=timezone.now())
 
 
 # --- Switchboard sends (Meta proxy, docs/kapso.md §5) ---------------------------------------------------
@@ -363,6 +423,16 @@ def _injected_refusal(kind: str, retry_after: int) -> Refused | None:
         return meta_error(500, "An unexpected error has occurred. Please retry your request later.", code=2)
     if kind == FailureKind.IN_FLIGHT:
         return Refused(409, {"error": IN_FLIGHT_MESSAGE})
+    if kind == FailureKind.NO_CREDITS:
+        return Refused(402, {"error": "Your Kapso balance doesn't cover Meta's fee for this message.",
+                             "code": "insufficient_credits",
+                             "billing_url": f"https://app.kapso.ai/projects/{PROJECT_ID}/billing"})
+    if kind == FailureKind.MARKETING_STOPPED:
+        return Refused(422, {"error": "Contact stopped marketing messages on this WhatsApp number",
+                             "code": "marketing_preference_stopped"})
+    if kind == FailureKind.ACCOUNT_MISMATCH:
+        return Refused(422, {"error": "Messaging account does not match this WhatsApp phone number",
+                             "code": "messaging_account_mismatch"})
     return None
 
 
@@ -370,7 +440,9 @@ def _validate_send(body: dict) -> tuple[str, str, dict]:
     if body.get("messaging_product") != "whatsapp":
         raise meta_error(400, "(#100) The parameter messaging_product is required.", code=100)
     to = digits(body.get("to"))
-    if not body.get("to"):
+    if not body.get("to") and body.get("recipient"):  # a BSUID instead of a number (`to` wins if both)
+        to = _contact_of_bsuid(str(body["recipient"]))
+    elif not body.get("to"):
         raise meta_error(400, "(#100) The parameter to is required.", code=100)
     if not 6 <= len(to) <= 15:
         raise meta_error(400, "Invalid phone number format", code=400, subcode=1001)
@@ -387,6 +459,13 @@ def _validate_send(body: dict) -> tuple[str, str, dict]:
         if len(text) > MAX_TEXT:
             raise meta_error(400, f"(#100) Param text['body'] must be at most {MAX_TEXT} characters long.", code=100)
     return to, kind, content
+
+
+def _contact_of_bsuid(bsuid: str) -> str:
+    for contact in Conversation.objects.exclude(contact_username="").values_list("contact_phone", flat=True).distinct():
+        if bsuid_of(contact) == bsuid:
+            return contact
+    raise meta_error(400, "(#100) Invalid parameter: recipient is not a known business-scoped user id.", code=100)
 
 
 def _render(kind: str, content: dict) -> str:

@@ -45,6 +45,7 @@ urlpatterns = [
     path("phone/<str:phone_number_id>/send", pages.phone_send, name="phone-send"),
     path("phone/<str:phone_number_id>/business-reply", pages.phone_business_reply, name="phone-business-reply"),
     path("phone/<str:phone_number_id>/failures", pages.phone_failures, name="phone-failures"),
+    path("phone/<str:phone_number_id>/traffic", pages.phone_traffic, name="phone-traffic"),
     path("phone/<str:phone_number_id>/buffering", pages.phone_buffering, name="phone-buffering"),
     path("phone/<str:phone_number_id>/deliveries", pages.phone_deliveries, name="phone-deliveries"),
     path("phone/<str:phone_number_id>/delete", pages.phone_delete, name="phone-delete"),
