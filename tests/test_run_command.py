@@ -147,3 +147,79 @@ def test_the_readmes_run_command_runs_the_demo_in_a_fresh_clone(tmp_path):
             if group_alive(process.pid):
                 os.killpg(process.pid, signal.SIGKILL)
     assert stopped, "processes survived Ctrl-C:\n" + log.read_text()[-3000:]
+
+
+# --- A machine with nothing but Python: the embedded PostgreSQL and Redis --------------------------
+
+
+@pytest.fixture(scope="module")
+def embedded_clone(tmp_path_factory) -> Path:
+    """One fresh clone for the embedded runs (its virtualenv is installed by the first of them)."""
+    clone = tmp_path_factory.mktemp("embedded") / "switchboard"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=120)
+    return clone
+
+
+def embedded_env(**extra: str) -> dict:
+    """No DATABASE_URL or REDIS_URL: the clone must bring its own (SWITCHBOARD_EMBEDDED=1)."""
+    keep = {"PATH", "HOME", "LANG", "TMPDIR", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS"}
+    env = {key: value for key, value in os.environ.items() if key in keep}
+    return {**env, "SWITCHBOARD_EMBEDDED": "1", "PYTHONUNBUFFERED": "1", **extra}
+
+
+def processes_in(path: Path) -> list[str]:
+    """Processes started from that folder or naming it (the embedded servers name their data folder)."""
+    import psutil
+
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline", "cwd"]):
+        command, cwd = " ".join(process.info["cmdline"] or []), process.info["cwd"] or ""
+        if str(path) in command or cwd.startswith(str(path)):
+            found.append(f"{process.info['pid']} {command}")
+    return found
+
+
+def test_scripts_run_comes_up_on_the_embedded_postgres_and_redis(embedded_clone, tmp_path):
+    port = free_port()
+    log = tmp_path / "run.log"
+    process = subprocess.Popen(["bash", "-c", "scripts/run"], cwd=embedded_clone, env=embedded_env(PORT=str(port)),
+                               stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        def ready():
+            assert process.poll() is None, "scripts/run exited:\n" + log.read_text()[-5000:]
+            try:
+                return httpx.get(base + "/readyz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(ready, 600, "/readyz (install, embedded stores, migrate, start)", interval=0.5)
+        banner = wait_until(lambda: "Try it:" in log.read_text() and log.read_text(), 30, "the printed steps")
+        used = re.search(r"Using the embedded PostgreSQL \(postgres://postgres@127\.0\.0\.1:(\d+)/switchboard\) "
+                         r"and Redis \(redis://127\.0\.0\.1:(\d+)/0\)", banner)
+        assert used and {used.group(1), used.group(2)}.isdisjoint({"5432", "6379"})  # not the machine's
+        assert (embedded_clone / ".embedded" / "postgres" / "PG_VERSION").exists()
+        login = re.search(r"Sign in:\s+(\S+)\s+Password: (\S+)", banner)
+
+        reply = walk_the_demo(base, login.group(1), login.group(2))
+
+        assert "offline demo model" in reply and "Hello, is anyone there?" in reply
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)  # Ctrl-C
+        process.wait(timeout=90)
+        left = wait_until(lambda: not processes_in(embedded_clone), 60, "every process to stop", interval=0.5)
+        for line in processes_in(embedded_clone):
+            os.kill(int(line.split()[0]), signal.SIGKILL)
+    assert left, "processes survived Ctrl-C:\n" + log.read_text()[-3000:]
+
+
+def test_scripts_test_runs_the_smoke_subset_on_the_embedded_postgres_and_redis(embedded_clone):
+    smoke = ["tests/test_api_auth.py", "tests/test_webhooks_messages.py", "tests/test_outbox.py", "tests/test_llm.py"]
+    done = subprocess.run(["scripts/test", "-q", "-p", "no:logging", *smoke], cwd=embedded_clone, env=embedded_env(),
+                          capture_output=True, text=True, timeout=1200)
+
+    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-3000:]
+    assert "Using the embedded PostgreSQL" in done.stdout
+    assert re.search(r"^\d+ passed", done.stdout, re.M)
+    assert processes_in(embedded_clone) == []

@@ -335,6 +335,12 @@ CELERY_TASK_ROUTES = {
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# What `celery -A config worker` runs with no flags: every task here waits on the network (Kapso, the
+# model, PostgreSQL), so a thread pool, not one process per core (docs/performance.md: prefork ×2
+# answers 2 turns/s with a 1 s model, threads ×64 answer 63). With no -Q it takes both queues. The
+# deploy scripts run one worker per queue and size each through CELERY_WORKER_CONCURRENCY.
+CELERY_WORKER_POOL = env("CELERY_WORKER_POOL", "threads")
+CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 16)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Keep workers' database connections across tasks. Celery's Django fix-up reads this from its own
 # configuration (this setting), not from the environment, and otherwise closes the connection
