@@ -135,6 +135,11 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Switchboard <noreply@localhost>")
 
+# OpenTelemetry traces (apps/core/tracing.py): off unless an OTLP/HTTP collector is named, e.g.
+# http://otel-collector:4318 (spans go to its /v1/traces).
+OTEL_EXPORTER_OTLP_ENDPOINT = env("OTEL_EXPORTER_OTLP_ENDPOINT")
+OTEL_SERVICE_NAME = env("OTEL_SERVICE_NAME", "switchboard")
+
 # Prometheus metrics at /metrics for a scraper sending `Authorization: Bearer <METRICS_TOKEN>`;
 # empty: /metrics does not exist.
 METRICS_TOKEN = env("METRICS_TOKEN")
