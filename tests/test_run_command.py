@@ -16,6 +16,7 @@ import httpx
 import pytest
 from django.conf import settings
 
+from tests.conftest import embedded_folder
 from tests.support import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -153,11 +154,12 @@ def test_the_readmes_run_command_runs_the_demo_in_a_fresh_clone(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def embedded_clone(tmp_path_factory) -> Path:
+def embedded_clone() -> Path:
     """One fresh clone for the embedded runs (its virtualenv is installed by the first of them)."""
-    clone = tmp_path_factory.mktemp("embedded") / "switchboard"
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=120)
-    return clone
+    with embedded_folder() as folder:
+        clone = folder / "switchboard"
+        subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=120)
+        yield clone
 
 
 def embedded_env(**extra: str) -> dict:
