@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -65,7 +66,8 @@ class Agent(OrgOwnedModel):
         if self.temperature is not None:
             spec["temperature"] = self.temperature
         if self.max_tokens is not None:
-            spec["max_tokens"] = self.max_tokens
+            # Capped here too: an agent saved before the platform lowered MODEL_MAX_TOKENS obeys it.
+            spec["max_tokens"] = min(self.max_tokens, settings.MODEL_MAX_TOKENS)
         if self.model_accepts_images is not None:
             spec["vision"] = self.model_accepts_images
         return spec
@@ -95,6 +97,9 @@ class AgentRun(OrgOwnedModel):
     passages = models.JSONField(db_default=[], blank=True)  # a database default: runs are inserted in raw SQL
     # The model that answered ({"provider", "name"}): the agent's own, or its fallback_model.
     model = models.JSONField(default=dict, blank=True)
+    # Answered on the organization's own provider key: not counted against the platform's budget.
+    # A database default, because the run upsert is raw SQL that names only the columns it sets.
+    own_key = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         constraints = [
@@ -112,6 +117,7 @@ class AgentRun(OrgOwnedModel):
                 fields=["status", "updated_at"], condition=Q(status__in=["pending", "running"]), name="run_active"
             ),
             models.Index(fields=["thread", "created_at"], name="run_thread_time"),
+            models.Index(fields=["org", "created_at"], name="run_org_time"),  # the month's usage
         ]
 
 

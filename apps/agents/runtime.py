@@ -18,7 +18,7 @@ from apps.conversations import selectors
 from apps.conversations.models import Direction
 from apps.knowledge.selectors import knowledge_search
 
-from . import llm, services
+from . import budget, llm, services
 from . import media as agent_media
 from .models import AgentMode, RunStatus, ToolCall
 from .services import TurnOutcome
@@ -178,15 +178,23 @@ def _complete(agent, model, system, messages, specs, heartbeat, outcome: TurnOut
     the agent's fallback_model (with retries of its own), which then answers the rest of the turn."""
     fallback = agent.fallback_model or None
     if fallback and outcome.model == _spec(fallback):
-        return _complete_with_retries(fallback, system, messages, specs, heartbeat)
+        return _complete_with_retries(_keyed(fallback, agent, outcome), system, messages, specs, heartbeat)
     try:
-        return _complete_with_retries(model, system, messages, specs, heartbeat)
+        return _complete_with_retries(_keyed(model, agent, outcome), system, messages, specs, heartbeat)
     except llm.ModelError as error:
         if not fallback:
             raise
         logger.warning("model %s failed (%s); asking the fallback model %s", _spec(model), error, fallback)
         outcome.model = _spec(fallback)
-        return _complete_with_retries(fallback, system, messages, specs, heartbeat)
+        return _complete_with_retries(_keyed(fallback, agent, outcome), system, messages, specs, heartbeat)
+
+
+def _keyed(model: dict, agent, outcome: TurnOutcome) -> dict:
+    """The organization's own provider key, when it has one (then the turn is not counted against
+    the platform's budget)."""
+    model, own = budget.with_org_key(model, agent.org_id)
+    outcome.own_key = outcome.own_key or own
+    return model
 
 
 def with_knowledge(system: str, agent, answered, context: ToolContext) -> str:

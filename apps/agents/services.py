@@ -108,6 +108,26 @@ class TurnOutcome:
     model: dict = field(default_factory=dict)  # the model that answered
     notices: list[tuple[str, str]] = field(default_factory=list)  # (kind, text), sent before the reply
     context_reset_at: datetime | None = None  # the contact's reset command: the model's context starts after it
+    own_key: bool = False  # answered on the organization's own provider key
+
+
+def turn_limits_check(*, run: AgentRun, agent: Agent, thread: Thread) -> TurnOutcome | None:
+    """Before any model call: the loop breaker per contact, then the organization's budget (unless
+    this agent answers on the organization's own key). A TurnOutcome when the turn must not run."""
+    from . import budget
+
+    limit = settings.AGENT_MAX_TURNS_PER_CONTACT_PER_HOUR
+    if limit and budget.turns_last_hour(thread=thread) >= limit:
+        return TurnOutcome(status=RunStatus.SKIPPED, error=(
+            f"Not answered: this contact already had {limit} agent turns in the last hour (a loop, or abuse)."))
+    if budget.provider_key_for(org_id=run.org_id, provider=agent.model_provider):
+        return None
+    reason = budget.budget_exhausted(org=run.org)
+    if not reason:
+        return None
+    budget.owners_alert(org=run.org, reason=reason)
+    reply = agent.fallback_text if budget.thread_fallback_due(thread=thread) else ""
+    return TurnOutcome(status=RunStatus.SKIPPED, reply=reply, error=f"Not answered: {reason}")
 
 
 def run_finish(*, run: AgentRun, outcome: TurnOutcome) -> bool:
@@ -124,7 +144,7 @@ def run_finish(*, run: AgentRun, outcome: TurnOutcome) -> bool:
         finished = AgentRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING, attempts=run.attempts).update(
             status=status, error=outcome.error[:5000], finished_at=timezone.now(), updated_at=timezone.now(),
             input_tokens=outcome.input_tokens, output_tokens=outcome.output_tokens, passages=outcome.passages,
-            model=outcome.model,
+            model=outcome.model, own_key=outcome.own_key,
         )
         if not finished:
             logger.warning("run %s was taken over before it finished; its results are dropped", run.pk)
@@ -434,6 +454,14 @@ def _agent_check(agent: Agent) -> None:
     if agent.max_tokens is not None and agent.max_tokens < 1:
         raise AgentInvalid("max_tokens", "max_tokens must be at least 1.")
     agent.allowed_numbers = _allowed_numbers_check(agent.allowed_numbers)
+    from .budget import model_refusal
+
+    refusal = model_refusal(agent.model_provider, agent.model_name, agent.max_tokens)
+    if refusal is None and isinstance(agent.fallback_model, dict) and agent.fallback_model:
+        refusal = model_refusal(str(agent.fallback_model.get("provider")), str(agent.fallback_model.get("name")), None)
+        refusal = ("fallback_model", refusal[1]) if refusal else None
+    if refusal:
+        raise AgentInvalid(*refusal)
     _agent_check_options(agent, PROVIDERS)
 
 

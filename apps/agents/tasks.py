@@ -33,6 +33,10 @@ def run_turn(run_id: str) -> None:
         services.run_finish(run=run, outcome=services.TurnOutcome(
             status=RunStatus.SKIPPED, error="No agent answers this conversation right now."))
         return
+    stopped = services.turn_limits_check(run=run, agent=agent, thread=thread)
+    if stopped is not None:
+        services.run_finish(run=run, outcome=stopped)
+        return
     if agent.turn_timeout_seconds:
         _turn_with_timeout(run, agent, thread, agent.turn_timeout_seconds)
     else:

@@ -63,6 +63,8 @@ class Thread(OrgOwnedModel):
     labels = ArrayField(models.CharField(max_length=40), blank=True, db_default=Value([], _LABELS))
     # Set when the contact wrote an opt-out keyword (STOP); cleared by an opt-in keyword (START).
     opted_out_at = models.DateTimeField(null=True, blank=True)
+    # When the contact last got the fallback text because the organization's model budget ran out.
+    budget_notice_at = models.DateTimeField(null=True, blank=True)
 
     objects = ThreadQuerySet.as_manager()
 

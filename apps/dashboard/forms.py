@@ -261,3 +261,29 @@ class JoinForm(forms.Form):
         user = get_user_model()(username=self.email, email=self.email)
         password_validation.validate_password(password, user)
         return password
+
+
+class BudgetForm(forms.Form):
+    monthly_token_budget = forms.IntegerField(
+        required=False, min_value=1, max_value=10**15, label="Tokens a month",
+        help_text="Input and output tokens on the platform's keys. Empty: no limit.",
+    )
+    monthly_cost_budget = forms.DecimalField(
+        required=False, min_value=0, max_digits=12, decimal_places=2, label="Spending a month",
+        help_text="Counts only models the platform has a price for. Empty: no limit.",
+    )
+
+
+class ProviderKeyForm(forms.Form):
+    provider = forms.ChoiceField(choices=[(p, PROVIDER_LABELS.get(p, p)) for p in PROVIDERS if p != "offline"])
+    key = forms.CharField(
+        max_length=500, label="API key", strip=True,
+        widget=forms.PasswordInput(attrs={"autocomplete": "off"}),
+        help_text="Stored encrypted. After saving, only its last 4 characters are shown.",
+    )
+
+    def clean_key(self) -> str:
+        key = self.cleaned_data["key"]
+        if len(key) < 8 or any(c.isspace() for c in key):
+            raise forms.ValidationError("That doesn't look like an API key: paste the whole key, without spaces.")
+        return key

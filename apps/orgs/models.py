@@ -12,6 +12,12 @@ class Organization(TimeStampedModel):
     slug = models.SlugField(max_length=60, unique=True)
     # One Kapso customer per organization, created the first time it connects a number.
     kapso_customer_id = models.CharField(max_length=64, blank=True, default="")
+    # Monthly model budget on the platform's keys (runs on the org's own keys don't count). Empty:
+    # no limit. Money counts only models with a price in MODEL_PRICES.
+    monthly_token_budget = models.PositiveBigIntegerField(null=True, blank=True)
+    monthly_cost_budget = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    # When the owners were told this month's budget ran out (once a month; the dashboard shows it).
+    budget_exhausted_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.name
@@ -80,3 +86,15 @@ class Invitation(OrgOwnedModel):
     class Meta:
         indexes = [models.Index(fields=["org", "-created_at"], name="invitation_org_time")]
 
+
+
+class ProviderKey(OrgOwnedModel):
+    """An organization's own key for a model provider: used for its agents instead of the
+    platform's, stored encrypted, never shown again (only the last 4 characters)."""
+
+    provider = models.CharField(max_length=20)
+    encrypted_key = models.TextField()
+    last4 = models.CharField(max_length=4)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "provider"], name="provider_key_unique_org")]

@@ -4,7 +4,9 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from .models import ApiKey, Membership, Organization, Role, hash_secret
+from apps.core.crypto import encrypt
+
+from .models import ApiKey, Membership, Organization, ProviderKey, Role, hash_secret
 
 
 @transaction.atomic
@@ -47,3 +49,29 @@ def api_key_authenticate(raw: str) -> ApiKey | None:
 def api_key_revoke(*, key: ApiKey) -> None:
     key.revoked_at = timezone.now()
     key.save(update_fields=["revoked_at", "updated_at"])
+
+
+# --- Model budget and the organization's own provider keys ---------------------------------------
+
+
+def org_budget_set(*, org: Organization, monthly_token_budget: int | None, monthly_cost_budget) -> Organization:
+    """Change the monthly model budget (None: no limit). A raised budget lets the agents answer
+    again at once; the owners are told again if it runs out again this month."""
+    org.monthly_token_budget, org.monthly_cost_budget = monthly_token_budget, monthly_cost_budget
+    org.budget_exhausted_at = None
+    org.save(update_fields=["monthly_token_budget", "monthly_cost_budget", "budget_exhausted_at", "updated_at"])
+    return org
+
+
+def provider_key_set(*, org: Organization, provider: str, key: str) -> ProviderKey:
+    """Store (or replace) the organization's key for a provider, encrypted; only its last 4
+    characters are ever shown again."""
+    key = key.strip()
+    row, _ = ProviderKey.objects.update_or_create(
+        org=org, provider=provider, defaults={"encrypted_key": encrypt(key), "last4": key[-4:]}
+    )
+    return row
+
+
+def provider_key_delete(*, key: ProviderKey) -> None:
+    key.delete()

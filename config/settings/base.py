@@ -3,6 +3,7 @@
 Test and production settings import this module and only override.
 """
 
+import json
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -309,6 +310,15 @@ OPT_OUT_CONFIRMATION = env(
     "OPT_OUT_CONFIRMATION", "You won't receive any more messages from us. Reply START at any time to resume."
 )
 OPT_IN_CONFIRMATION = env("OPT_IN_CONFIRMATION", "You're subscribed again. Reply STOP at any time to opt out.")
+
+# Tenant limits on the platform's model keys (apps/agents/budget.py). MODEL_ALLOWLIST: the
+# "provider:name" (or "provider:*") agents may use; empty allows every model of every provider.
+MODEL_ALLOWLIST = [m.strip() for m in env("MODEL_ALLOWLIST").split(",") if m.strip()]
+MODEL_MAX_TOKENS = env_int("MODEL_MAX_TOKENS", 16384)
+# Prices per million tokens, for monthly money budgets: {"openai:gpt-4o-mini": [0.15, 0.60]} (input, output).
+MODEL_PRICES = json.loads(env("MODEL_PRICES", "{}"))
+# The loop breaker: at most this many agent turns per contact per hour (0: no limit).
+AGENT_MAX_TURNS_PER_CONTACT_PER_HOUR = env_int("AGENT_MAX_TURNS_PER_CONTACT_PER_HOUR", 30)
 
 # --- Routing -------------------------------------------------------------------------------
 # A run whose worker has not reported for this long is considered lost and handed out again.

@@ -20,7 +20,7 @@ DEFAULT_MAX_TOKENS = 1024
 
 
 def complete(model: dict, system: str, messages: list[dict], tools: list[ToolSpec]) -> ModelReply:
-    client = anthropic_client()
+    client = anthropic_client(model.get("api_key"))  # the org's own key first
     names = wire_tool_names(tools, messages)
     body = request_body(model, system, messages, tools, names)
     with model_errors("anthropic"):

@@ -22,7 +22,7 @@ PROVIDERS = ("openai", "xai", "groq", "openrouter", "ollama")
 
 def complete(model: dict, system: str, messages: list[dict], tools: list[ToolSpec]) -> ModelReply:
     provider = model["provider"]
-    client, headers = openai_client(provider)
+    client, headers = openai_client(provider, model.get("api_key"))  # the org's own key first
     names = wire_tool_names(tools, messages)
     body = request_body(model, system, messages, tools, names)
     with model_errors(provider):

@@ -37,9 +37,11 @@ def required_key(setting: str) -> str:
     return key
 
 
-def openai_client(provider: str) -> tuple[openai.OpenAI, dict]:
-    """The OpenAI client for an OpenAI-compatible provider (`<PROVIDER>_BASE_URL`, `<PROVIDER>_API_KEY`)
-    and the headers to send with each request (see openai_client_for)."""
+def openai_client(provider: str, own_key: str | None = None) -> tuple[openai.OpenAI, dict]:
+    """The OpenAI client for an OpenAI-compatible provider (`<PROVIDER>_BASE_URL`, `<PROVIDER>_API_KEY`,
+    or the organization's own key) and the headers to send with each request (see openai_client_for)."""
+    if own_key:
+        return openai_client_for(getattr(settings, f"{provider.upper()}_BASE_URL"), own_key)
     setting = f"{provider.upper()}_API_KEY"
     keyless = provider in KEYLESS_PROVIDERS and not getattr(settings, setting, "")
     key = "" if keyless else required_key(setting)
@@ -58,8 +60,8 @@ def openai_client_for(base_url: str, key: str) -> tuple[openai.OpenAI, dict]:
     return client, ({} if key else {"Authorization": openai.Omit()})
 
 
-def anthropic_client() -> anthropic.Anthropic:
-    key = required_key("ANTHROPIC_API_KEY")
+def anthropic_client(own_key: str | None = None) -> anthropic.Anthropic:
+    key = own_key or required_key("ANTHROPIC_API_KEY")
     base_url = settings.ANTHROPIC_BASE_URL.rstrip("/")
     return _cached(
         ("anthropic", base_url, key), lambda: anthropic.Anthropic(api_key=key, base_url=base_url, max_retries=0)

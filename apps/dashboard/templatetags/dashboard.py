@@ -177,3 +177,11 @@ def attention_badge(context) -> dict:
 
     request = context["request"]
     return {"request": request, "count": needs_person_count(org=request.org)}
+
+
+@register.filter
+def budget_stopped(org) -> bool:
+    """The organization's agents stopped this month: its model budget ran out (agents/budget.py)."""
+    from apps.agents.budget import budget_alerted_this_month
+
+    return budget_alerted_this_month(org)

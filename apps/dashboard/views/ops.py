@@ -11,15 +11,16 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from apps.agents import budget
 from apps.orgs import members
 from apps.orgs import services as orgs
 from apps.orgs.access import get_for_org_or_404
-from apps.orgs.models import ApiKey, Invitation, Membership, Role
+from apps.orgs.models import ApiKey, Invitation, Membership, ProviderKey, Role
 from apps.webhooks import services as webhooks
 from apps.webhooks.models import ProcessingResult, WebhookEvent
 
 from ..decorators import org_view, safe_next
-from ..forms import ApiKeyForm, InviteForm, RoleForm
+from ..forms import ApiKeyForm, BudgetForm, InviteForm, ProviderKeyForm, RoleForm
 
 DELIVERIES_PAGE_SIZE = 50
 
@@ -180,3 +181,43 @@ def invitation_revoke(request: HttpRequest, invitation_id: str) -> HttpResponse:
     return redirect("members", org_slug=request.org.slug)
 
 
+
+
+# --- Model usage, budget and the organization's own keys ---------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@org_view(Role.OWNER)
+def usage(request: HttpRequest) -> HttpResponse:
+    """This month's model usage against the budget; the budget; the organization's own keys."""
+    org = request.org
+    budget_form = BudgetForm(initial={"monthly_token_budget": org.monthly_token_budget,
+                                      "monthly_cost_budget": org.monthly_cost_budget})
+    key_form = ProviderKeyForm()
+    if request.method == "POST" and request.POST.get("form") == "budget":
+        budget_form = BudgetForm(request.POST)
+        if budget_form.is_valid():
+            orgs.org_budget_set(org=org, **budget_form.cleaned_data)
+            messages.success(request, "The budget is saved. It applies from the next message.")
+            return redirect("usage", org_slug=org.slug)
+    elif request.method == "POST" and request.POST.get("form") == "key":
+        key_form = ProviderKeyForm(request.POST)
+        if key_form.is_valid():
+            row = orgs.provider_key_set(org=org, **key_form.cleaned_data)
+            messages.success(request, f"Your {row.provider} key ending in {row.last4} is saved. Your agents on "
+                                      f"{row.provider} use it from the next message, outside the platform's budget.")
+            return redirect("usage", org_slug=org.slug)
+    status = 400 if request.method == "POST" else 200
+    context = {"budget_form": budget_form, "key_form": key_form, "used": budget.org_usage(org=org),
+               "stopped": budget.budget_exhausted(org=org), "month": budget.month_start(),
+               "keys": ProviderKey.objects.filter(org=org).order_by("provider")}
+    return render(request, "dashboard/usage.html", context, status=status)
+
+
+@require_POST
+@org_view(Role.OWNER)
+def provider_key_delete(request: HttpRequest, key_id: str) -> HttpResponse:
+    key = get_for_org_or_404(ProviderKey, request.org, key_id)
+    orgs.provider_key_delete(key=key)
+    messages.success(request, f"The {key.provider} key ending in {key.last4} was removed; the platform's key is used.")
+    return redirect("usage", org_slug=request.org.slug)
