@@ -12,6 +12,7 @@ AGENT_FIELDS = {
     "id", "name", "slug", "system_prompt", "model", "tools", "fallback_text", "created_at", "history_window",
     "max_steps", "allowed_numbers", "acknowledgement_text", "typing_indicator", "reset_command", "mode",
     "fallback_model", "max_input_chars", "turn_timeout_seconds", "debounce_seconds", "knowledge_auto",
+    "pii_redaction", "pii_patterns",
 }
 
 
@@ -315,7 +316,8 @@ FEATURES = {
     "acknowledgement_text": "One moment…", "typing_indicator": False, "reset_command": "/new", "mode": "task",
     "fallback_model": {"provider": "anthropic", "name": "claude-haiku-4-5"}, "max_input_chars": 2000,
     "turn_timeout_seconds": 30, "debounce_seconds": 4, "history_window": 12, "max_steps": 3,
-    "allowed_numbers": ["+15550001111"],
+    "allowed_numbers": ["+15550001111"], "pii_redaction": {"input": True, "output": False},
+    "pii_patterns": [{"name": "customer id", "pattern": "CUST-[0-9]+"}],
 }
 
 
@@ -326,6 +328,7 @@ def test_new_agents_keep_todays_behaviour_by_default(api):
         "acknowledgement_text": "", "typing_indicator": True, "reset_command": "/reset", "mode": "chat",
         "fallback_model": None, "max_input_chars": None, "turn_timeout_seconds": None, "debounce_seconds": 0,
         "history_window": 20, "max_steps": 6, "allowed_numbers": [],
+        "pii_redaction": {"input": False, "output": False}, "pii_patterns": [],
     }
 
 
@@ -353,6 +356,10 @@ def test_it_creates_and_changes_the_conversation_settings(api, org):
     ({"allowed_numbers": ["call me"]}, "allowed_numbers"),
     ({"max_input_chars": 0}, "max_input_chars"),
     ({"history_window": 0}, "history_window"),
+    ({"pii_redaction": None}, "pii_redaction"),
+    ({"pii_redaction": {"input": "maybe", "output": False}}, "pii_redaction"),
+    ({"pii_patterns": [{"name": "x", "pattern": "("}]}, "pii_patterns"),
+    ({"pii_patterns": [{"name": "x", "pattern": "a*"}]}, "pii_patterns"),
 ])
 def test_it_refuses_bad_conversation_settings_and_changes_nothing(api, agent, change, field):
     before = Agent.objects.filter(pk=agent.pk).values().get()
@@ -361,3 +368,9 @@ def test_it_refuses_bad_conversation_settings_and_changes_nothing(api, agent, ch
 
     assert response.status_code == 400 and field in json_of(response)
     assert Agent.objects.filter(pk=agent.pk).values().get() == before
+
+
+def test_a_change_may_switch_one_side_of_the_redaction(api, agent):
+    response = api.patch(f"/api/v1/agents/{agent.id}", {"pii_redaction": {"output": True}}, format="json")
+
+    assert json_of(response)["pii_redaction"] == {"input": False, "output": True}

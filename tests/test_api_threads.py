@@ -274,3 +274,26 @@ def test_it_leaves_out_the_dashboards_playground_threads(api, org, agent, thread
     assert [t["id"] for t in json_of(api.get("/api/v1/threads"))["results"]] == [str(thread.id)]
     assert api.get(f"/api/v1/threads/{playground.id}").status_code == 404
     assert api.post(f"/api/v1/threads/{playground.id}/messages", {"text": "hi"}, format="json").status_code == 404
+
+
+# --- Runs --------------------------------------------------------------------------------------
+
+
+def test_it_shows_which_model_answered_each_turn(api, agent, thread):
+    from apps.agents.models import AgentRun
+
+    run = AgentRun.objects.create(org=thread.org, thread=thread, agent=agent, status="succeeded",
+                                  model={"provider": "anthropic", "name": "claude-haiku-4-5"},
+                                  redactions={"input": {"CARD": 1}})
+
+    response = api.get(f"/api/v1/threads/{thread.id}/runs")
+
+    assert response.status_code == 200
+    [shown] = json_of(response)["results"]
+    assert (shown["id"], shown["status"], shown["agent"]) == (str(run.id), "succeeded", str(agent.id))
+    assert shown["model"] == {"provider": "anthropic", "name": "claude-haiku-4-5"}
+    assert shown["redactions"] == {"input": {"CARD": 1}}
+
+
+def test_it_never_shows_another_orgs_runs(api, their_thread):
+    assert api.get(f"/api/v1/threads/{their_thread.id}/runs").status_code == 404

@@ -16,6 +16,10 @@ class ReplyThreading(models.TextChoices):
     AUTO = "auto", "Quote when answering an earlier message"
 
 
+def pii_redaction_default() -> dict:
+    return {"input": False, "output": False}
+
+
 class Agent(OrgOwnedModel):
     name = models.CharField(max_length=100)
     slug = models.SlugField(max_length=60)
@@ -53,6 +57,10 @@ class Agent(OrgOwnedModel):
     vision_model = models.JSONField(default=dict, blank=True)
     # Quote the contact's message in replies: never, always, or when answering an earlier one.
     reply_threading = models.CharField(max_length=8, choices=ReplyThreading.choices, default=ReplyThreading.NONE)
+    # {"input": bool, "output": bool}: personal data replaced by placeholders in what the model reads
+    # (input) and in what the agent sends (output); see redaction.py.
+    pii_redaction = models.JSONField(default=pii_redaction_default, blank=True)
+    pii_patterns = models.JSONField(default=list, blank=True)  # [{"name", "pattern"}]: the agent's own kinds
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["org", "slug"], name="agent_unique_slug")]
@@ -100,6 +108,8 @@ class AgentRun(OrgOwnedModel):
     # Answered on the organization's own provider key: not counted against the platform's budget.
     # A database default, because the run upsert is raw SQL that names only the columns it sets.
     own_key = models.BooleanField(default=False, db_default=False)
+    # Personal data redacted in this turn: {"input": {"CARD": 1}, "output": {...}}.
+    redactions = models.JSONField(db_default={}, blank=True)  # a database default: runs are inserted in raw SQL
 
     class Meta:
         constraints = [

@@ -8,6 +8,7 @@ import json
 import logging
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +19,7 @@ from apps.conversations import selectors
 from apps.conversations.models import Direction
 from apps.knowledge.selectors import knowledge_search
 
-from . import budget, llm, services
+from . import budget, llm, redaction, services
 from . import media as agent_media
 from .models import AgentMode, RunStatus, ToolCall
 from .services import TurnOutcome
@@ -157,6 +158,9 @@ def _answer(*, run, agent, thread, answered, since, heartbeat) -> TurnOutcome:
     specs = tool_specs(agent.tools or [], allowed_numbers=agent.allowed_numbers)
     outcome = TurnOutcome(status=RunStatus.SUCCEEDED, pending_sends=context.pending_sends, model=_spec(model),
                           passages=context.passages)
+    pii = agent.pii_redaction or {}
+    if pii.get("input"):
+        _redact_input(messages, agent, thread, outcome)
     try:
         _loop(agent, model, system, messages, specs, context, run, outcome, heartbeat)
     except llm.ModelError as error:
@@ -166,7 +170,40 @@ def _answer(*, run, agent, thread, answered, since, heartbeat) -> TurnOutcome:
         outcome.pending_sends.clear()
         context.handoff = None
     outcome.handoff = context.handoff
+    if pii.get("output"):
+        _redact_output(agent, thread, outcome)
     return outcome
+
+
+def _redact_input(messages: list[dict], agent, thread, outcome: TurnOutcome) -> None:
+    """What the contact wrote reaches the model with placeholders; the stored messages keep it all."""
+    region, found = redaction.region_of(thread.contact_phone), Counter()
+    for message in messages:
+        if message["role"] != "user":
+            continue
+        # Content is text, or parts (text and images) when the message carries a photo.
+        parts = [message] if isinstance(message["content"], str) else message["content"]
+        for part in parts:
+            key = "content" if part is message else "text"
+            if isinstance(part.get(key), str):
+                part[key], counts = redaction.redact(part[key], region=region, patterns=agent.pii_patterns)
+                found += counts
+    if found:
+        outcome.redactions["input"] = dict(found)
+
+
+def _redact_output(agent, thread, outcome: TurnOutcome) -> None:
+    """What the agent sends carries placeholders too; the unredacted reply is kept for operators."""
+    region, found = redaction.region_of(thread.contact_phone), Counter()
+    reply, counts = redaction.redact(outcome.reply, region=region, patterns=agent.pii_patterns)
+    if counts:
+        outcome.reply_original, outcome.reply = outcome.reply, reply
+        found += counts
+    for pending in outcome.pending_sends:
+        pending.text, counts = redaction.redact(pending.text, region=region, patterns=agent.pii_patterns)
+        found += counts
+    if found:
+        outcome.redactions["output"] = dict(found)
 
 
 def _spec(model: dict) -> dict:

@@ -24,6 +24,7 @@ from apps.core.queue import enqueue
 from apps.whatsapp.hours import hours_describe, hours_next_opening, hours_open
 
 from .models import Agent, AgentMode, AgentRun, RunStatus, ThreadMemory, ToolCall
+from .redaction import pattern_problem
 
 logger = logging.getLogger(__name__)
 MAX_RUN_ATTEMPTS = 3
@@ -109,6 +110,8 @@ class TurnOutcome:
     notices: list[tuple[str, str]] = field(default_factory=list)  # (kind, text), sent before the reply
     context_reset_at: datetime | None = None  # the contact's reset command: the model's context starts after it
     own_key: bool = False  # answered on the organization's own provider key
+    redactions: dict = field(default_factory=dict)  # {"input"/"output": {kind: count}}
+    reply_original: str = ""  # the reply before output redaction, kept for operators
 
 
 def turn_limits_check(*, run: AgentRun, agent: Agent, thread: Thread) -> TurnOutcome | None:
@@ -144,7 +147,7 @@ def run_finish(*, run: AgentRun, outcome: TurnOutcome) -> bool:
         finished = AgentRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING, attempts=run.attempts).update(
             status=status, error=outcome.error[:5000], finished_at=timezone.now(), updated_at=timezone.now(),
             input_tokens=outcome.input_tokens, output_tokens=outcome.output_tokens, passages=outcome.passages,
-            model=outcome.model, own_key=outcome.own_key,
+            model=outcome.model, own_key=outcome.own_key, redactions=outcome.redactions,
         )
         if not finished:
             logger.warning("run %s was taken over before it finished; its results are dropped", run.pk)
@@ -160,7 +163,9 @@ def run_finish(*, run: AgentRun, outcome: TurnOutcome) -> bool:
         if outcome.handoff is not None:
             _handoff_apply(thread, outcome.handoff, run.pk)
         elif outcome.reply.strip():
-            conversations.outbound_queue(thread=thread, text=outcome.reply, author=Author.AGENT, run_id=run.pk)
+            kept = {"original_text": outcome.reply_original} if outcome.reply_original else None
+            conversations.outbound_queue(
+                thread=thread, text=outcome.reply, author=Author.AGENT, run_id=run.pk, raw=kept)
         transaction.on_commit(lambda: run_enqueue_next(thread_id=thread.pk))
         transaction.on_commit(lambda: _count_turn(run, status, outcome))
     return True
@@ -351,6 +356,7 @@ AGENT_EDITABLE_FIELDS = (
     "fallback_text", "history_window", "max_steps", "allowed_numbers", "acknowledgement_text", "typing_indicator",
     "reset_command", "mode", "fallback_model", "max_input_chars", "turn_timeout_seconds", "debounce_seconds",
     "knowledge_auto",
+    "pii_redaction", "pii_patterns",
 )
 MIN_TURN_TIMEOUT_SECONDS = 5
 MAX_DEBOUNCE_SECONDS = 15
@@ -402,6 +408,8 @@ def agent_update(*, agent: Agent, data: dict) -> Agent:
     if unknown:
         raise AgentInvalid(unknown[0], f"{unknown[0]!r} is not a field of an agent that can be changed.")
     for name, value in data.items():
+        if name == "pii_redaction" and isinstance(value, dict) and isinstance(agent.pii_redaction, dict):
+            value = {**agent.pii_redaction, **value}  # a change may switch one side only
         setattr(agent, name, list(value) if name in ("tools", "allowed_numbers") else value)
     return _agent_save(agent, update_fields=[*data, "updated_at"])
 
@@ -500,6 +508,14 @@ def _agent_check_options(agent: Agent, providers) -> None:
         raise AgentInvalid(field_name, f"{field_name} must be at least 1.")
     if agent.mode not in AgentMode.values:
         raise AgentInvalid("mode", "The mode is chat or task.")
+    redaction = agent.pii_redaction
+    if not (isinstance(redaction, dict) and set(redaction) == {"input", "output"}
+            and all(isinstance(value, bool) for value in redaction.values())):
+        raise AgentInvalid("pii_redaction", 'Personal-data redaction is {"input": true|false, "output": true|false}.')
+    problems = [pattern_problem(p) for p in agent.pii_patterns] if isinstance(agent.pii_patterns, list) else [
+        "The patterns are a list."]
+    if any(problems):
+        raise AgentInvalid("pii_patterns", next(problem for problem in problems if problem))
 
 
 def thread_handoff_set(*, thread: Thread, handoff: str) -> None:

@@ -5,7 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.agents.llm import PROVIDERS
-from apps.agents.models import Agent, AgentMode
+from apps.agents.models import Agent, AgentMode, AgentRun
 from apps.agents.selectors import agent_list
 from apps.agents.services import MAX_DEBOUNCE_SECONDS, MIN_TURN_TIMEOUT_SECONDS
 from apps.agents.tools import TOOL_NAMES
@@ -91,6 +91,19 @@ class FallbackModelSerializer(StrictSerializer):
     name = serializers.CharField(max_length=100)
 
 
+class PiiRedactionSerializer(StrictSerializer):
+    """Personal data (phone numbers, emails, card numbers, IBANs, pii_patterns) replaced by typed
+    placeholders in what the model reads (`input`) and in what the agent sends (`output`)."""
+
+    input = serializers.BooleanField()
+    output = serializers.BooleanField()
+
+
+class PiiPatternSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=40)
+    pattern = serializers.CharField(max_length=500)
+
+
 class AgentSerializer(StrictSerializer):
     id = serializers.UUIDField(read_only=True)
     name = serializers.CharField(max_length=100)
@@ -121,6 +134,8 @@ class AgentSerializer(StrictSerializer):
                                                     required=False, allow_null=True)
     debounce_seconds = serializers.IntegerField(min_value=0, max_value=MAX_DEBOUNCE_SECONDS, required=False)
     knowledge_auto = serializers.BooleanField(required=False)
+    pii_redaction = PiiRedactionSerializer(required=False)
+    pii_patterns = PiiPatternSerializer(many=True, required=False, max_length=50)
     created_at = serializers.DateTimeField(read_only=True)
 
     def validate_tools(self, tools: list[str]) -> list[str]:
@@ -130,6 +145,12 @@ class AgentSerializer(StrictSerializer):
 
     def validate_fallback_model(self, value):
         return dict(value) if value is not None else None
+
+    def validate_pii_redaction(self, value):
+        return dict(value)
+
+    def validate_pii_patterns(self, value):
+        return [dict(pattern) for pattern in value]
 
 
 # --- Connections -------------------------------------------------------------------------------
@@ -236,6 +257,20 @@ class ThreadUpdateSerializer(StrictSerializer):
     it back, and the agent answers what the contact wrote meanwhile."""
 
     handoff = serializers.ChoiceField(choices=Handoff.choices)
+
+
+class RunSerializer(serializers.ModelSerializer):
+    """One agent turn. `model` is the model that answered ({provider, name}: the agent's own, or its
+    fallback_model when the primary failed); `redactions` counts the personal data replaced, per
+    place ({"input": {"CARD": 1}, "output": {...}})."""
+
+    agent = serializers.UUIDField(source="agent_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = AgentRun
+        fields = ["id", "agent", "status", "error", "model", "redactions", "input_tokens", "output_tokens",
+                  "attempts", "created_at", "started_at", "finished_at"]
+        read_only_fields = fields
 
 
 class ReplySerializer(StrictSerializer):

@@ -21,5 +21,6 @@ urlpatterns = [
     path("threads/<str:thread_id>/export", views.ThreadExportApi.as_view(), name="api-thread-export"),
     path("threads/<str:thread_id>/erase", views.ThreadEraseApi.as_view(), name="api-thread-erase"),
     path("threads/<str:thread_id>/messages", views.ThreadMessagesApi.as_view(), name="api-thread-messages"),
+    path("threads/<str:thread_id>/runs", views.ThreadRunsApi.as_view(), name="api-thread-runs"),
     re_path(r"^(?P<path>.*)$", views.not_found),
 ]

@@ -23,7 +23,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from apps.agents import services as agents
-from apps.agents.models import Agent
+from apps.agents.models import Agent, AgentRun
 from apps.agents.selectors import agent_list
 from apps.conversations import privacy
 from apps.conversations.models import Message, Thread
@@ -296,6 +296,15 @@ class ThreadEraseApi(APIView):
         thread = _owned(request, _threads(request), thread_id, "thread")
         privacy.thread_erase(thread=thread, erased_by=f"API key {request.user.key_prefix}")
         return Response(status=204)
+
+
+class ThreadRunsApi(APIView):
+    def get(self, request, thread_id: str):
+        """The agent's turns in the thread, newest first: status, the model that answered, where
+        personal data was redacted, tokens, timings."""
+        thread = _owned(_threads(request), thread_id, "thread")
+        runs = AgentRun.objects.filter(org=request.user.org, thread=thread).order_by("-created_at", "-id")
+        return _paginated(request, runs, s.RunSerializer)
 
 
 @extend_schema(parameters=[_THREAD_ID])

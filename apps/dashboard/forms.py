@@ -145,6 +145,20 @@ class AgentForm(forms.Form):
         help_text=f"If an answer takes longer, the customer gets the fallback text instead. At least "
                   f"{MIN_TURN_TIMEOUT_SECONDS}; empty means no limit.",
     )
+    pii_input = forms.BooleanField(
+        required=False, label="Hide personal data from the model",
+        help_text="Phone numbers, email addresses, card numbers and IBANs the customer writes reach the model as "
+                  "placeholders like [CARD]. You still see the full message.",
+    )
+    pii_output = forms.BooleanField(
+        required=False, label="Hide personal data in the agent's answers",
+        help_text="The same placeholders in what the agent sends to the customer.",
+    )
+    pii_patterns = forms.CharField(
+        required=False, label="Your own kinds of personal data", widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="One per line as <code>name: pattern</code> (a regular expression), like "
+                  "<code>customer id: CUST-[0-9]+</code>, hidden as [CUSTOMER_ID].",
+    )
     fallback_provider = forms.ChoiceField(
         required=False, label="Backup model provider",
         choices=[("", "No backup model")] + [(p, PROVIDER_LABELS.get(p, p)) for p in PROVIDERS],
@@ -179,7 +193,19 @@ class AgentForm(forms.Form):
         if provider and not name:
             self.add_error("fallback_name", "Name the backup model, or choose “No backup model”.")
         data["fallback_model"] = {"provider": provider, "name": name} if provider and name else None
+        data["pii_redaction"] = {"input": data.pop("pii_input", False), "output": data.pop("pii_output", False)}
         return data
+
+    def clean_pii_patterns(self) -> list[dict]:
+        patterns = []
+        for line in (self.cleaned_data.get("pii_patterns") or "").splitlines():
+            if not line.strip():
+                continue
+            name, colon, pattern = line.partition(":")
+            if not colon or not name.strip() or not pattern.strip():
+                raise forms.ValidationError(f"“{line.strip()}”: write a name, a colon, then the pattern.")
+            patterns.append({"name": name.strip(), "pattern": pattern.strip()})
+        return patterns
 
     @staticmethod
     def initial_for(agent: Agent) -> dict:
@@ -187,6 +213,9 @@ class AgentForm(forms.Form):
         initial["allowed_numbers"] = "\n".join(agent.allowed_numbers or [])
         fallback = agent.fallback_model or {}
         initial.update(fallback_provider=fallback.get("provider", ""), fallback_name=fallback.get("name", ""))
+        pii = agent.pii_redaction or {}
+        initial.update(pii_input=pii.get("input", False), pii_output=pii.get("output", False),
+                       pii_patterns="\n".join(f"{p['name']}: {p['pattern']}" for p in agent.pii_patterns or []))
         return initial
 
     @staticmethod

@@ -59,7 +59,7 @@ def turn_in_progress(*, thread: Thread) -> bool:
 
 
 def _finished_runs(thread: Thread):
-    return AgentRun.objects.filter(thread=thread, status__in=FINISHED).prefetch_related(
+    return AgentRun.objects.filter(thread=thread, status__in=FINISHED).select_related("agent").prefetch_related(
         Prefetch("tool_calls", queryset=ToolCall.objects.order_by("step", "created_at"))
     )
 

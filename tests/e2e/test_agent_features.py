@@ -263,3 +263,23 @@ def test_three_messages_a_second_apart_get_one_answer_holding_all_three(shop, st
     assert len(model.requests) == 1
     assert model.user_messages(0) == ["Hi", "I need help", "with my order"]
     assert texts(kapso) == ["Re: Hi | I need help | with my order"]
+
+
+def test_redaction_keeps_a_card_number_out_of_the_model_request_and_the_reply(shop, stack, kapso, model):
+    _, agent, _ = shop
+    use_model(agent, pii_redaction={"input": True, "output": True})
+    model.reply_text("Thanks! Our billing desk is on +1 415 555 2671.")
+
+    say(stack, "Charge my card 4111 1111 1111 1111 please, receipt to ana@example.com")
+
+    wait_until(lambda: sends(kapso), 30, what="the answer")
+    body = str(model.requests[0].body)
+    assert "4111" not in body and "ana@example.com" not in body
+    assert model.user_messages(0) == ["Charge my card [CARD] please, receipt to [EMAIL]"]
+    assert texts(kapso) == ["Thanks! Our billing desk is on [PHONE]."]
+    inbound = Message.objects.get(direction="inbound")
+    assert "4111 1111 1111 1111" in inbound.text  # operators keep the original
+    reply = Message.objects.get(direction="outbound")
+    assert reply.raw["original_text"] == "Thanks! Our billing desk is on +1 415 555 2671."
+    run = AgentRun.objects.get()
+    assert run.redactions == {"input": {"CARD": 1, "EMAIL": 1}, "output": {"PHONE": 1}}

@@ -185,3 +185,34 @@ def budget_stopped(org) -> bool:
     from apps.agents.budget import budget_alerted_this_month
 
     return budget_alerted_this_month(org)
+
+
+REDACTED_KINDS = {"CARD": ("card number", "card numbers"), "EMAIL": ("email address", "email addresses"),
+                  "PHONE": ("phone number", "phone numbers"), "IBAN": ("IBAN", "IBANs")}
+
+
+@register.filter
+def redaction_words(run) -> list[str]:
+    """Where personal data was hidden in a turn, one line per place, in words."""
+    places = {"input": "Hidden from the model", "output": "Hidden in what the agent sent"}
+    lines = []
+    for place, counts in (run.redactions or {}).items():
+        parts = []
+        for kind, count in counts.items():
+            one, many = REDACTED_KINDS.get(kind, (f"[{kind}]", f"[{kind}]s"))
+            parts.append(f"{count} {one if count == 1 else many}")
+        lines.append(f"{places.get(place, place)}: {', '.join(parts)}.")
+    return lines
+
+
+@register.filter
+def run_model_words(run) -> str:
+    """Which model answered the turn, and whether it was the agent's backup."""
+    model = run.model or {}
+    if not model.get("name"):
+        return ""
+    words = f"Answered by {model.get('provider')} · {model['name']}"
+    agent = run.agent
+    if agent is not None and (agent.model_provider, agent.model_name) != (model.get("provider"), model["name"]):
+        words += " (the backup model: the main one failed)"
+    return words
