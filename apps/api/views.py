@@ -298,7 +298,11 @@ class ThreadEraseApi(APIView):
         return Response(status=204)
 
 
+@extend_schema(parameters=[_THREAD_ID])
 class ThreadRunsApi(APIView):
+    pagination_class = _PAGE  # tells the schema that GET answers a page
+
+    @extend_schema(operation_id="threads_runs_list", responses={200: s.RunSerializer(many=True), **errors(404)})
     def get(self, request, thread_id: str):
         """The agent's turns in the thread, newest first: status, the model that answered, where
         personal data was redacted, tokens, timings."""
