@@ -306,7 +306,7 @@ class ThreadRunsApi(APIView):
     def get(self, request, thread_id: str):
         """The agent's turns in the thread, newest first: status, the model that answered, where
         personal data was redacted, tokens, timings."""
-        thread = _owned(_threads(request), thread_id, "thread")
+        thread = _owned(request, _threads(request), thread_id, "thread")
         runs = AgentRun.objects.filter(org=request.user.org, thread=thread).order_by("-created_at", "-id")
         return _paginated(request, runs, s.RunSerializer)
 
