@@ -334,3 +334,32 @@ class KnowledgeCreateSerializer(StrictSerializer):
         if data["kind"] == "file" and "file" not in data:
             raise serializers.ValidationError({"file": ["Send the file as multipart/form-data in the `file` field."]})
         return data
+
+
+# --- Contacts ----------------------------------------------------------------------------------
+
+
+class ContactAttributeSerializer(StrictSerializer):
+    id = serializers.UUIDField(read_only=True)
+    name = serializers.CharField(max_length=40, help_text="The key in a contact's `attributes`, like lead_status.")
+    type = serializers.ChoiceField(choices=["text", "number", "boolean", "date", "email"], required=False,
+                                   default="text")
+    agent_writable = serializers.BooleanField(required=False, default=False,
+                                              help_text="Whether the agent's contact.update may set it.")
+    created_at = serializers.DateTimeField(read_only=True)
+
+
+class ContactSerializer(StrictSerializer):
+    id = serializers.UUIDField(read_only=True)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    phone = serializers.CharField(read_only=True)
+    bsuid = serializers.CharField(read_only=True)
+    attributes = serializers.DictField(required=False, help_text="Attribute name → value; null removes one.")
+    last_seen_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    created_at = serializers.DateTimeField(read_only=True)
+
+
+class ContactFilterSerializer(serializers.Serializer):
+    q = serializers.CharField(required=False, max_length=100, help_text="Part of the name or number.")
+    attribute = serializers.CharField(required=False, max_length=40, help_text="Only contacts with this attribute…")
+    value = serializers.CharField(required=False, max_length=500, allow_blank=True, help_text="…equal to this value.")

@@ -11,6 +11,9 @@ urlpatterns = [
     path("agents/<str:agent_id>/knowledge", views.KnowledgeListApi.as_view(), name="api-knowledge"),
     path("agents/<str:agent_id>/knowledge/<str:source_id>", views.KnowledgeDetailApi.as_view(),
          name="api-knowledge-source"),
+    path("contact-attributes", views.ContactAttributeListApi.as_view(), name="api-contact-attributes"),
+    path("contacts", views.ContactListApi.as_view(), name="api-contacts"),
+    path("contacts/<str:contact_id>", views.ContactDetailApi.as_view(), name="api-contact"),
     path("connections", views.ConnectionListApi.as_view(), name="api-connections"),
     path("connections/<str:connection_id>", views.ConnectionDetailApi.as_view(), name="api-connection"),
     path(

@@ -25,6 +25,9 @@ from rest_framework.views import APIView
 from apps.agents import services as agents
 from apps.agents.models import Agent, AgentRun
 from apps.agents.selectors import agent_list
+from apps.contacts import services as contacts
+from apps.contacts.models import Contact, ContactAttribute
+from apps.contacts.selectors import contacts_filtered
 from apps.conversations import privacy
 from apps.conversations.models import Message, Thread
 from apps.conversations.services import ReplyRefused, operator_reply
@@ -386,3 +389,63 @@ class KnowledgeDetailApi(APIView):
         source = _owned(request, sources, source_id, "knowledge source")
         knowledge.source_delete(source=source)
         return Response(status=204)
+
+
+# --- Contacts ------------------------------------------------------------------------------------
+
+
+class ContactAttributeListApi(APIView):
+    pagination_class = _PAGE  # tells the schema that GET answers a page
+
+    @extend_schema(operation_id="contact_attributes_list",
+                   responses={200: s.ContactAttributeSerializer(many=True), **errors(404)})
+    def get(self, request):
+        return _paginated(request, ContactAttribute.objects.filter(org=request.user.org).order_by("name", "id"),
+                          s.ContactAttributeSerializer)
+
+    @extend_schema(operation_id="contact_attributes_create", request=s.ContactAttributeSerializer,
+                   responses={201: s.ContactAttributeSerializer, **errors(400)})
+    def post(self, request):
+        data = _input(s.ContactAttributeSerializer, request)
+        try:
+            attribute = contacts.attribute_create(org=request.user.org, **data)
+        except contacts.ContactInvalid as exc:
+            raise ValidationError({exc.field: [str(exc)]}) from exc
+        return Response(s.ContactAttributeSerializer(attribute).data, status=201)
+
+
+class ContactListApi(APIView):
+    pagination_class = _PAGE  # tells the schema that GET answers a page
+
+    @extend_schema(operation_id="contacts_list", parameters=[s.ContactFilterSerializer],
+                   responses={200: s.ContactSerializer(many=True), **errors(400, 404)})
+    def get(self, request):
+        """Most recently seen first. `?q=` part of a name or number; `?attribute=lead_status&value=hot`
+        the contacts with that attribute value (without `value`: those that have the attribute)."""
+        query = s.ContactFilterSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        contacts_ = contacts_filtered(org=request.user.org, **query.validated_data)
+        return _paginated(request, contacts_, s.ContactSerializer)
+
+
+_CONTACT_ID = OpenApiParameter("contact_id", str, OpenApiParameter.PATH, description="The contact's id.")
+
+
+@extend_schema(parameters=[_CONTACT_ID])
+class ContactDetailApi(APIView):
+    @extend_schema(operation_id="contacts_retrieve", responses={200: s.ContactSerializer, **errors(404)})
+    def get(self, request, contact_id: str):
+        return Response(s.ContactSerializer(_owned(request, Contact, contact_id, "contact")).data)
+
+    @extend_schema(operation_id="contacts_partial_update", request=s.ContactSerializer,
+                   responses={200: s.ContactSerializer, **errors(400, 404)})
+    def patch(self, request, contact_id: str):
+        """`{name?, attributes?: {name: value | null}}`: attributes not named keep their values."""
+        contact = _owned(request, Contact, contact_id, "contact")
+        data = _input(s.ContactSerializer, request, partial=True)
+        try:
+            with transaction.atomic():
+                contacts.contact_update(contact=contact, name=data.get("name"), attributes=data.get("attributes"))
+        except contacts.ContactInvalid as exc:
+            raise ValidationError({"attributes" if exc.field != "name" else "name": [str(exc)]}) from exc
+        return Response(s.ContactSerializer(contact).data)

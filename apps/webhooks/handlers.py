@@ -4,6 +4,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.agents import services as agents
+from apps.contacts import services as contacts
 from apps.conversations import services as conversations
 from apps.conversations.models import Handoff
 from apps.conversations.tasks import message_status_retry
@@ -30,6 +31,7 @@ def prepare_message_events(items: list[tuple[str, dict]]) -> tuple[str, list]:
 
 def on_message_received(connection, messages) -> None:
     recorded = conversations.inbound_messages_record(connection=connection, messages=messages)
+    contacts.contacts_touch(org_id=connection.org_id, messages=messages)
     # A disconnected number's late deliveries are kept but never answered: it no longer speaks for the org.
     if connection.agent_id is None or not connection.agent_enabled or connection.status != ConnectionStatus.CONNECTED:
         return

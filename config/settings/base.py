@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "apps.kapso",
     "apps.whatsapp",
     "apps.conversations",
+    "apps.contacts",
     "apps.knowledge",
     "apps.agents",
     "apps.webhooks",

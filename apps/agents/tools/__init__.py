@@ -8,14 +8,15 @@ turn that dies half-way sends nothing and its retry sends once.
 
 from apps.agents.llm.types import ToolSpec
 
-from . import get_conversation, get_status, handoff, knowledge_search, send
+from . import contact, get_conversation, get_status, handoff, knowledge_search, send
 from .base import HandoffRequest, PendingSend, Tool, ToolContext, ToolError, tool_may_reach
 
 __all__ = ["HandoffRequest", "PendingSend", "Tool", "ToolContext", "ToolError", "tool_may_reach"]
 
 
 def _registry() -> dict[str, Tool]:
-    tools = (send.TOOL, get_conversation.TOOL, get_status.TOOL, handoff.TOOL, knowledge_search.TOOL)
+    tools = (send.TOOL, get_conversation.TOOL, get_status.TOOL, handoff.TOOL, knowledge_search.TOOL, contact.GET,
+             contact.UPDATE)
     return {tool.name: tool for tool in tools}
 
 
