@@ -140,6 +140,12 @@ def thread_erase(*, thread: Thread, erased_by: str) -> ThreadErasure:
         for agent in Agent.objects.filter(org_id=thread.org_id, allowed_numbers__contains=[phone]) if phone else []:
             agent.allowed_numbers = [n for n in agent.allowed_numbers if n != phone]
             agent.save(update_fields=["allowed_numbers", "updated_at"])
+        # The contact's record (name, number, attributes) is their data too.
+        Contact = apps.get_model("contacts", "Contact")
+        if phone:
+            Contact.objects.filter(org_id=thread.org_id, phone=phone).delete()
+        elif thread.contact_bsuid:
+            Contact.objects.filter(org_id=thread.org_id, phone="", bsuid=thread.contact_bsuid).delete()
         thread_ref = thread.pk
         thread.delete()  # messages, runs and their tool calls go with it (CASCADE)
         erasure = ThreadErasure.objects.create(
