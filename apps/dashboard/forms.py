@@ -9,7 +9,7 @@ from django.utils.text import slugify
 
 from apps.agents.llm import PROVIDERS
 from apps.agents.models import Agent, AgentMode
-from apps.agents.services import MAX_DEBOUNCE_SECONDS, MIN_TURN_TIMEOUT_SECONDS
+from apps.agents.services import AGENT_EDITABLE_FIELDS, MAX_DEBOUNCE_SECONDS, MIN_TURN_TIMEOUT_SECONDS
 from apps.agents.tools import all_tools
 from apps.orgs.models import Role
 from apps.whatsapp.models import NUMBER_ENVIRONMENTS, Environment
@@ -226,11 +226,10 @@ class AgentForm(forms.Form):
                 "debounce_seconds": NEW_AGENT_DEBOUNCE_SECONDS}
 
 
-AGENT_FORM_FIELDS = (
-    "name", "slug", "system_prompt", "model_provider", "model_name", "temperature", "max_tokens", "tools",
-    "fallback_text", "acknowledgement_text", "typing_indicator", "reset_command", "mode", "debounce_seconds",
-    "history_window", "max_steps", "max_input_chars", "turn_timeout_seconds", "knowledge_auto",
-)
+# The editable fields (one list: agents.services.AGENT_EDITABLE_FIELDS) that the form shows as they
+# are; the other two are typed differently on the page (numbers one per line, the backup model as
+# provider + name).
+AGENT_FORM_FIELDS = tuple(name for name in AGENT_EDITABLE_FIELDS if name not in ("allowed_numbers", "fallback_model"))
 NEW_AGENT_DEBOUNCE_SECONDS = 2
 
 
