@@ -10,9 +10,11 @@ import math
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 from urllib.parse import urlencode
 
+from django.core import signing
 from django.core.cache import cache
 from django.db.models import Q, QuerySet
 from django.http import HttpResponse, JsonResponse
@@ -502,6 +504,8 @@ def _number_or_404(phone_number_id: str) -> PhoneNumber:
 
 @endpoint(META, {"GET"})
 def meta_phone_number(request, body, version, phone_number_id):
+    if "phone_number_id" in request.GET:  # `GET /{media_id}?phone_number_id=`: a media lookup
+        return _media_info(request, media_id=phone_number_id)
     number = _number_or_404(phone_number_id)
     data = {
         "id": number.phone_number_id, "verified_name": number.name,
@@ -546,3 +550,35 @@ def not_implemented(request, surface: str, rest: str = ""):
     """What the sandbox does not stand in for says so, as the kapso-emulator does (docs/kapso.md §10)."""
     return reply({"error": "not_implemented", "surface": surface, "method": request.method, "path": request.path,
                   "hint": "The Kapso sandbox implements what Switchboard uses; see sandbox/urls.py."}, 501)
+
+
+MEDIA_LINK_SECONDS = 240  # Kapso's download_url lives about four minutes
+
+
+def _media_info(request, *, media_id: str) -> HttpResponse:
+    """Meta's media object with Kapso's `download_url` (docs/kapso.md §7); `file_size` is a string."""
+    number = _number_or_404(request.GET["phone_number_id"])
+    message = services.media_lookup(number=number, media_id=media_id)
+    token = signing.dumps(media_id, salt="sandbox-media")
+    expires = datetime.now(UTC) + timedelta(seconds=MEDIA_LINK_SECONDS)
+    return reply({
+        "messaging_product": "whatsapp", "id": media_id, "mime_type": message.content.get("mime_type", ""),
+        "sha256": message.content.get("sha256", ""), "file_size": str(len(services.PHOTO_PNG)),
+        "url": f"https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid={media_id}",
+        "download_url": f"{_base_url(request)}/meta/whatsapp/media_download?token={token}",
+        "download_url_expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    })
+
+
+def media_download(request) -> HttpResponse:
+    """`GET /meta/whatsapp/media_download?token=`: the bytes, no API key (the token is the key)."""
+    try:
+        media_id = signing.loads(request.GET.get("token", ""), salt="sandbox-media", max_age=MEDIA_LINK_SECONDS)
+    except signing.BadSignature:
+        return reply({"error": "Not found"}, 404)
+    if not Message.objects.filter(content__id=media_id).exists():
+        return reply({"error": "Not found"}, 404)
+    response = HttpResponse(services.PHOTO_PNG, content_type="image/png")
+    response["Content-Disposition"] = f'inline; filename="{media_id}"'
+    response["Cache-Control"] = f"private, max-age={MEDIA_LINK_SECONDS}"
+    return response

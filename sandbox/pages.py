@@ -237,6 +237,7 @@ def _is_uuid(value: str) -> bool:
 TRAFFIC_DONE = {
     "username": "The contact wrote with a WhatsApp username: no number, a BSUID instead.",
     "history": "Kapso imported three old messages (origin history_sync).",
+    "photo": "The contact sent a photo: the webhook has only Meta's media id, no kapso.media_url.",
     "react": "The contact reacted to the last reply.",
     "unreact": "The contact removed their reaction (an empty emoji).",
     "kapso_inbox": "Sent from Kapso's inbox: whatsapp.message.sent with origin cloud_api, a wamid Switchboard "
@@ -259,6 +260,8 @@ def phone_traffic(request, phone_number_id: str):
         username = "@" + ((request.POST.get("username") or "").strip().lstrip("@") or "jane")[:60]
         services.contact_message_receive(number=number, contact=contact, name=name, text=text or "Hi!",
                                          username=username)
+    elif action == "photo":
+        services.contact_photo_receive(number=number, contact=contact, name=name, caption=text)
     elif action == "history":
         services.history_import(number=number, contact=contact, name=name)
     elif action in ("react", "unreact"):

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from .models import Conversation, Customer, Delivery, Message, PhoneNumber, SetupLink, Webhook
 
 PROJECT_ID = "5a4d3c2b-1e0f-4a9b-8c7d-5a4d3c2b1e0f"  # the sandbox's one project
+MEDIA_TYPES = {"image", "video", "audio", "document", "sticker"}
 
 
 def compact(payload: object) -> bytes:
@@ -190,7 +191,7 @@ def received_payload(message: Message, *, is_new_conversation: bool, batched: bo
     """`whatsapp.message.received` (docs/kapso.md §4.3, batch items too). Like the documented
     sample it carries no `message.from`: receivers take the contact from the conversation."""
     kapso = {"direction": "inbound", "status": "received", "processing_status": "pending",
-             "origin": message.origin, "has_media": False, "content": message.text}
+             "origin": message.origin, "has_media": message.type in MEDIA_TYPES, "content": message.text}
     if batched:
         kapso.update(phone_number_id=message.phone_number.phone_number_id)
         if not message.conversation.contact_username:

@@ -28,6 +28,7 @@ from .models import (
     Webhook,
 )
 from .payloads import (
+    MEDIA_TYPES,
     PROJECT_ID,
     bsuid_of,
     compact,
@@ -361,6 +362,31 @@ def history_import(*, number: PhoneNumber, contact: str, name: str) -> list[Mess
                                 at=start + timedelta(minutes=index))
         for index, text in enumerate(HISTORY_SAMPLE)
     ]
+
+
+# A 1×1 PNG: the sandbox's stand-in for every photo a contact sends.
+PHOTO_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+def contact_photo_receive(*, number: PhoneNumber, contact: str, name: str, caption: str = "") -> Message:
+    """A photo whose webhook carries only Meta's media id, no `kapso.media_url` (Kapso's copy is not
+    always there): the receiver must look the id up (`GET /{media_id}?phone_number_id=`) and fetch
+    its short-lived `download_url`."""
+    media_id = str(random.randint(10**15, 10**16 - 1))
+    content = {"id": media_id, "mime_type": "image/png", "sha256": hashlib.sha256(PHOTO_PNG).hexdigest()}
+    if caption:
+        content["caption"] = caption
+    return contact_message_receive(number=number, contact=contact, name=name, text=caption or "[Image]",
+                                   kind="image", content=content)
+
+
+def media_lookup(*, number: PhoneNumber, media_id: str) -> Message:
+    """The message that carries this media id on this number (404 otherwise)."""
+    message = Message.objects.filter(phone_number=number, content__id=media_id, type__in=MEDIA_TYPES).first()
+    if message is None:
+        raise Refused(404, {"error": {"message": "Unsupported get request.", "type": "GraphMethodException",
+                                      "code": 100}})
+    return message
 
 
 def contact_reacts(*, number: PhoneNumber, contact: str, name: str, emoji: str) -> Message | None:

@@ -30,6 +30,7 @@ platform = [
 ]
 
 meta = [
+    path("media_download", api.media_download),
     re_path(rf"^{VERSION}/(?P<phone_number_id>\d+)$", api.meta_phone_number),
     re_path(rf"^{VERSION}/(?P<phone_number_id>\d+)/messages$", api.meta_messages),
     re_path(rf"^{VERSION}/(?P<phone_number_id>\d+)/messages/(?P<message_id>[^/]+)$", api.meta_message),

@@ -129,3 +129,20 @@ def test_in_an_outage_kapso_gives_up_and_switchboard_catches_up(connected, queue
     result = connection_catch_up(connection=connected)  # Switchboard asks the sandbox's history
     assert (result.found, result.answered) == (1, 1)
     assert Message.objects.get().text == "anyone?"
+
+
+def test_a_photo_without_media_url_is_fetched_through_the_media_lookup(connected, queue, settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path)
+    from apps.conversations.media import media_open, media_store
+
+    services.contact_photo_receive(number=number_of(connected), contact=CONTACT, name="Alex", caption="Broken lamp")
+    queue.run()
+    message = Message.objects.get()
+    assert message.type == "image" and "url" not in message.media and message.media["id"]
+
+    media_store(message_id=message.id)  # the media task's work: GET /{media_id}?phone_number_id=, then download_url
+
+    message.refresh_from_db()
+    assert message.media_status == "stored"
+    with media_open(message) as stored:
+        assert stored.read() == services.PHOTO_PNG
