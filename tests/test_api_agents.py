@@ -13,6 +13,7 @@ AGENT_FIELDS = {
     "max_steps", "allowed_numbers", "acknowledgement_text", "typing_indicator", "reset_command", "mode",
     "fallback_model", "max_input_chars", "turn_timeout_seconds", "debounce_seconds", "knowledge_auto",
     "pii_redaction", "pii_patterns",
+    "model_accepts_images", "vision_model", "reply_threading",
 }
 
 
@@ -374,3 +375,19 @@ def test_a_change_may_switch_one_side_of_the_redaction(api, agent):
     response = api.patch(f"/api/v1/agents/{agent.id}", {"pii_redaction": {"output": True}}, format="json")
 
     assert json_of(response)["pii_redaction"] == {"input": False, "output": True}
+
+
+def test_media_and_threading_settings_round_trip(api, org):
+    settings = {"model_accepts_images": True, "vision_model": {"provider": "openai", "name": "gpt-4.1-mini"},
+                "reply_threading": "auto"}
+    body = json_of(api.post("/api/v1/agents", full_body(), format="json"))
+    assert (body["model_accepts_images"], body["vision_model"], body["reply_threading"]) == (None, None, "none")
+
+    changed = api.patch(f"/api/v1/agents/{body['id']}", settings, format="json")
+
+    assert changed.status_code == 200, changed.content
+    assert {name: json_of(changed)[name] for name in settings} == settings
+    refused = api.patch(f"/api/v1/agents/{body['id']}", {"reply_threading": "sometimes"}, format="json")
+    assert refused.status_code == 400
+    cleared = api.patch(f"/api/v1/agents/{body['id']}", {"vision_model": None}, format="json")
+    assert json_of(cleared)["vision_model"] is None and Agent.objects.get(org=org).vision_model == {}

@@ -6,6 +6,7 @@ Requests go through the real WSGI application, PostgreSQL and Redis; Kapso is th
 
 import pytest
 import schemathesis
+from django.core.cache import cache
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
@@ -28,6 +29,13 @@ def _keep_the_test_transaction():
     yield
     for signal in (request_started, request_finished):
         signal.connect(close_old_connections)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttles():
+    """Each operation starts with empty rate-limit counters: all requests come from one address, and
+    the invalid-key probes of many operations within a minute would otherwise trip the limit (429)."""
+    cache.clear()
 
 
 @pytest.fixture

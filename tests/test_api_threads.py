@@ -13,8 +13,8 @@ from tests.factories import make_connection, make_thread
 pytestmark = pytest.mark.django_db
 
 THREAD_FIELDS = {"id", "connection", "external_id", "contact_name", "contact_phone", "handoff", "last_message_at"}
-MESSAGE_FIELDS = {"id", "direction", "author", "type", "text", "status", "wamid", "error_code", "error_text",
-                  "created_at"}
+MESSAGE_FIELDS = {"id", "direction", "author", "type", "text", "reply_to_wamid", "status", "wamid", "error_code",
+                  "error_text", "created_at"}
 
 
 @pytest.fixture
@@ -123,6 +123,7 @@ def test_it_lists_a_threads_messages_oldest_first_with_every_field(api, thread, 
     assert body["results"][0] | {"created_at": None} == {
         "id": str(first.id), "direction": "inbound", "author": "contact", "type": "text", "text": "Hi",
         "status": "received", "wamid": "wamid.in.1", "error_code": "", "error_text": "", "created_at": None,
+        "reply_to_wamid": "",
     }
     assert (body["results"][1]["id"], body["results"][1]["error_code"], body["results"][1]["error_text"]) == (
         str(failed.id), "131047", "Re-engagement message")

@@ -82,7 +82,7 @@ def test_the_connection_page_costs_the_same_for_1_or_20_deliveries(client, owner
     for _ in range(25):
         make_event(org, connection)
 
-    assert small == _count(client, url) <= 8
+    assert small == _count(client, url) <= 9  # one of them: the number's message templates
 
 
 def test_the_agent_page_costs_the_same_for_a_short_or_long_playground(client, owner, org, agent):

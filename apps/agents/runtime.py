@@ -21,7 +21,7 @@ from apps.knowledge.selectors import knowledge_search
 
 from . import budget, llm, redaction, services
 from . import media as agent_media
-from .models import AgentMode, RunStatus, ToolCall
+from .models import AgentMode, ReplyThreading, RunStatus, ToolCall
 from .services import TurnOutcome
 from .tools import ToolContext, ToolError, tool_run, tool_specs
 
@@ -100,6 +100,18 @@ def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+def reply_quote(*, agent, thread, answered: list) -> str:
+    """The wamid the reply quotes (`context.message_id`), per the agent's reply_threading: `always`
+    the last message answered; `auto` only when the contact wrote again meanwhile, so the reply
+    answers an earlier message than their latest; `none` never."""
+    last = next((m.wamid for m in reversed(answered) if m.wamid), "")
+    if agent.reply_threading == ReplyThreading.ALWAYS:
+        return last
+    if agent.reply_threading == ReplyThreading.AUTO and last:
+        return last if selectors.last_inbound_wamid(thread=thread) != last else ""
+    return ""
+
+
 def turn_model(agent, answered: list) -> tuple[dict, bool]:
     """The model for this turn and whether it gets images: the agent's own, or its `vision_model`
     when the messages answered carry images that the agent's model cannot take."""
@@ -155,9 +167,10 @@ def _answer(*, run, agent, thread, answered, since, heartbeat) -> TurnOutcome:
     messages = conversation_for_model(history, agent.max_input_chars, thread=thread, images_for=images_for)
     if agent.knowledge_auto:
         system = with_knowledge(system, agent, answered, context)
-    specs = tool_specs(agent.tools or [], allowed_numbers=agent.allowed_numbers)
+    specs = tool_specs(agent.tools or [], allowed_numbers=agent.allowed_numbers, connection=thread.connection)
     outcome = TurnOutcome(status=RunStatus.SUCCEEDED, pending_sends=context.pending_sends, model=_spec(model),
-                          passages=context.passages)
+                          passages=context.passages,
+                          reply_to=reply_quote(agent=agent, thread=thread, answered=answered))
     pii = agent.pii_redaction or {}
     if pii.get("input"):
         _redact_input(messages, agent, thread, outcome)

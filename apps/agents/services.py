@@ -23,7 +23,7 @@ from apps.core import metrics
 from apps.core.queue import enqueue
 from apps.whatsapp.hours import hours_describe, hours_next_opening, hours_open
 
-from .models import Agent, AgentMode, AgentRun, RunStatus, ThreadMemory, ToolCall
+from .models import Agent, AgentMode, AgentRun, ReplyThreading, RunStatus, ThreadMemory, ToolCall
 from .redaction import pattern_problem
 
 logger = logging.getLogger(__name__)
@@ -102,6 +102,7 @@ class TurnOutcome:
     error: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
     pending_sends: list = field(default_factory=list)  # tools.PendingSend
+    reply_to: str = ""  # the wamid the reply quotes (the agent's reply_threading)
     input_tokens: int = 0
     output_tokens: int = 0
     handoff: object = None  # tools.HandoffRequest, when the agent handed the thread to people
@@ -159,13 +160,15 @@ def run_finish(*, run: AgentRun, outcome: TurnOutcome) -> bool:
             conversations.outbound_queue(thread=thread, text=text, author=Author.AGENT, run_id=run.pk,
                                          raw={NOTICE_KEY: kind})
         for pending in outcome.pending_sends:
-            conversations.outbound_queue(thread=pending.thread, text=pending.text, author=Author.AGENT, run_id=run.pk)
+            conversations.outbound_queue(thread=pending.thread, text=pending.text, author=Author.AGENT, run_id=run.pk,
+                                         payload=pending.payload)
         if outcome.handoff is not None:
             _handoff_apply(thread, outcome.handoff, run.pk)
         elif outcome.reply.strip():
             kept = {"original_text": outcome.reply_original} if outcome.reply_original else None
             conversations.outbound_queue(
-                thread=thread, text=outcome.reply, author=Author.AGENT, run_id=run.pk, raw=kept)
+                thread=thread, text=outcome.reply, author=Author.AGENT, run_id=run.pk, raw=kept,
+                reply_to=outcome.reply_to)
         transaction.on_commit(lambda: run_enqueue_next(thread_id=thread.pk))
         transaction.on_commit(lambda: _count_turn(run, status, outcome))
     return True
@@ -357,6 +360,7 @@ AGENT_EDITABLE_FIELDS = (
     "reset_command", "mode", "fallback_model", "max_input_chars", "turn_timeout_seconds", "debounce_seconds",
     "knowledge_auto",
     "pii_redaction", "pii_patterns",
+    "model_accepts_images", "vision_model", "reply_threading",
 )
 MIN_TURN_TIMEOUT_SECONDS = 5
 MAX_DEBOUNCE_SECONDS = 15
@@ -489,6 +493,14 @@ def _allowed_numbers_check(numbers: list) -> list[str]:
 
 
 def _agent_check_options(agent: Agent, providers) -> None:
+    vision = agent.vision_model
+    if vision and not (isinstance(vision, dict) and set(vision) == {"provider", "name"}
+                       and vision["provider"] in providers
+                       and isinstance(vision["name"], str) and vision["name"].strip()):
+        raise AgentInvalid("vision_model", "The vision model is {\"provider\", \"name\"} with a known provider "
+                                           f"({', '.join(providers)}) and a model name, or empty for none.")
+    if agent.reply_threading not in ReplyThreading.values:
+        raise AgentInvalid("reply_threading", f"reply_threading is one of: {', '.join(ReplyThreading.values)}.")
     fallback = agent.fallback_model
     if fallback is not None and not (
         isinstance(fallback, dict) and set(fallback) == {"provider", "name"} and fallback["provider"] in providers

@@ -5,13 +5,14 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.agents.llm import PROVIDERS
-from apps.agents.models import Agent, AgentMode, AgentRun
+from apps.agents.models import Agent, AgentMode, AgentRun, ReplyThreading
 from apps.agents.selectors import agent_list
 from apps.agents.services import MAX_DEBOUNCE_SECONDS, MIN_TURN_TIMEOUT_SECONDS
 from apps.agents.tools import TOOL_NAMES
 from apps.conversations.models import Handoff, Message, Thread
 from apps.orgs.models import Organization
-from apps.whatsapp.models import NUMBER_ENVIRONMENTS, ConnectionStatus, WhatsAppConnection
+from apps.whatsapp.models import NUMBER_ENVIRONMENTS, ConnectionStatus, MessageTemplate, WhatsAppConnection
+from apps.whatsapp.templates import template_variables
 
 MAX_REPLY_CHARS = 4096 * 4  # four WhatsApp messages at most
 MAX_POSITIVE_INT = 2_147_483_647  # PostgreSQL integer, the column behind max_tokens
@@ -104,6 +105,13 @@ class PiiPatternSerializer(StrictSerializer):
     pattern = serializers.CharField(max_length=500)
 
 
+class VisionModelSerializer(FallbackModelSerializer):
+    """`{provider, name}` of the model for turns with images; null when the agent names none."""
+
+    def to_representation(self, value):
+        return super().to_representation(value) if value else None
+
+
 class AgentSerializer(StrictSerializer):
     id = serializers.UUIDField(read_only=True)
     name = serializers.CharField(max_length=100)
@@ -136,6 +144,11 @@ class AgentSerializer(StrictSerializer):
     knowledge_auto = serializers.BooleanField(required=False)
     pii_redaction = PiiRedactionSerializer(required=False)
     pii_patterns = PiiPatternSerializer(many=True, required=False, max_length=50)
+    # Whether the model takes images: null = as known for the model (gpt-4o, gpt-4.1, Claude… do).
+    model_accepts_images = serializers.BooleanField(required=False, allow_null=True)
+    # The model for turns with images when the agent's own takes none; null for none.
+    vision_model = VisionModelSerializer(required=False, allow_null=True)
+    reply_threading = serializers.ChoiceField(choices=ReplyThreading.values, required=False)
     created_at = serializers.DateTimeField(read_only=True)
 
     def validate_tools(self, tools: list[str]) -> list[str]:
@@ -151,6 +164,8 @@ class AgentSerializer(StrictSerializer):
 
     def validate_pii_patterns(self, value):
         return [dict(pattern) for pattern in value]
+    def validate_vision_model(self, value):
+        return dict(value) if value is not None else {}
 
 
 # --- Connections -------------------------------------------------------------------------------
@@ -247,8 +262,8 @@ class ThreadFilterSerializer(serializers.Serializer):
 class MessageSerializer(serializers.ModelSerializer):
     class Meta:
         model = Message
-        fields = ["id", "direction", "author", "type", "text", "status", "wamid", "error_code", "error_text",
-                  "created_at"]
+        fields = ["id", "direction", "author", "type", "text", "reply_to_wamid", "status", "wamid", "error_code",
+                  "error_text", "created_at"]
         read_only_fields = fields
 
 
@@ -273,8 +288,40 @@ class RunSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class TemplateSendSerializer(StrictSerializer):
+    """An approved template of the thread's number: its name, language and variables in order."""
+
+    name = serializers.CharField(max_length=512)
+    language = serializers.CharField(max_length=16)
+    variables = serializers.ListField(child=serializers.CharField(max_length=1024, allow_blank=True), max_length=100,
+                                      required=False, default=list)
+
+
 class ReplySerializer(StrictSerializer):
-    text = serializers.CharField(max_length=MAX_REPLY_CHARS)
+    """Free text `{text}`, or `{template: {name, language, variables}}` (also outside the window)."""
+
+    text = serializers.CharField(max_length=MAX_REPLY_CHARS, required=False)
+    template = TemplateSendSerializer(required=False)
+
+    def validate(self, data):
+        if "text" in data and "template" in data:
+            raise serializers.ValidationError({"template": "Send either `text` or `template`, not both."})
+        if "text" not in data and "template" not in data:
+            raise serializers.ValidationError({"text": "Write a message (`text`), or send a `template`."})
+        return data
+
+
+class TemplateSerializer(serializers.ModelSerializer):
+    variables = serializers.SerializerMethodField()
+
+    class Meta:
+        model = MessageTemplate
+        fields = ["name", "language", "status", "category", "parameter_format", "variables", "components",
+                  "synced_at"]
+        read_only_fields = fields
+
+    def get_variables(self, template: MessageTemplate) -> list[str]:
+        return template_variables(template)
 
 
 # --- Knowledge ---------------------------------------------------------------------------------

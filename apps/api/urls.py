@@ -16,6 +16,8 @@ urlpatterns = [
     path("contacts/<str:contact_id>", views.ContactDetailApi.as_view(), name="api-contact"),
     path("connections", views.ConnectionListApi.as_view(), name="api-connections"),
     path("connections/<str:connection_id>", views.ConnectionDetailApi.as_view(), name="api-connection"),
+    path("connections/<str:connection_id>/templates", views.ConnectionTemplatesApi.as_view(),
+         name="api-connection-templates"),
     path(
         "connections/<str:connection_id>/catch-up", views.ConnectionCatchUpApi.as_view(), name="api-connection-catch-up"
     ),

@@ -30,7 +30,7 @@ from apps.contacts.models import Contact, ContactAttribute
 from apps.contacts.selectors import contacts_filtered
 from apps.conversations import privacy
 from apps.conversations.models import Message, Thread
-from apps.conversations.services import ReplyRefused, operator_reply
+from apps.conversations.services import ReplyRefused, operator_reply, template_send
 from apps.kapso.errors import KapsoError
 from apps.knowledge import services as knowledge
 from apps.knowledge.models import KnowledgeSource
@@ -38,7 +38,7 @@ from apps.orgs.access import get_for_org
 from apps.webhooks.catchup import connection_catch_up
 from apps.whatsapp import services as whatsapp
 from apps.whatsapp.hours import HoursInvalid
-from apps.whatsapp.models import ConnectionStatus, WhatsAppConnection
+from apps.whatsapp.models import ConnectionStatus, MessageTemplate, WhatsAppConnection
 
 from . import serializers as s
 from .schema import errors
@@ -184,6 +184,20 @@ class ConnectionListApi(APIView):
 
 
 _CONNECTION_ID = OpenApiParameter("connection_id", str, OpenApiParameter.PATH, description="The connection's id.")
+
+
+@extend_schema(parameters=[_CONNECTION_ID])
+class ConnectionTemplatesApi(APIView):
+    pagination_class = _PAGE  # tells the schema that GET answers a page
+
+    @extend_schema(operation_id="connections_templates_list",
+                   responses={200: s.TemplateSerializer(many=True), **errors(404)})
+    def get(self, request, connection_id: str):
+        """The number's message templates as last synced from Kapso (when it connected, daily, or
+        from the dashboard's button), with their status, category, language and variables."""
+        connection = _owned(request, _connections(request), connection_id, "connection")
+        templates = MessageTemplate.objects.filter(org=request.user.org, connection=connection)
+        return _paginated(request, templates, s.TemplateSerializer)
 
 
 @extend_schema(parameters=[_CONNECTION_ID])
@@ -335,12 +349,17 @@ class ThreadMessagesApi(APIView):
         the answer is always the list of what was queued, in sending order, shaped like a page:
         201 `{"results": [message, ...]}`. Each starts `queued`; follow it in GET …/messages.
         The same checks as in the dashboard: outside the 24-hour window, or when the number is not
-        connected, the answer is 409 `{"error": why}` and nothing is queued.
+        connected, the answer is 409 `{"error": why}` and nothing is queued. `{"template": {"name",
+        "language", "variables": [...]}}` sends an approved template instead, also outside the window;
+        an unknown or unapproved template, or the wrong number of variables, is a 409 that says so.
         """
         thread = _owned(request, _threads(request), thread_id, "thread")
         data = _input(s.ReplySerializer, request)
         try:
-            messages = operator_reply(thread=thread, text=data["text"])
+            if "template" in data:
+                messages = [template_send(thread=thread, **data["template"])]
+            else:
+                messages = operator_reply(thread=thread, text=data["text"])
         except ReplyRefused as refused:
             return _error(409, str(refused))
         return Response({"results": s.MessageSerializer(messages, many=True).data}, status=201)

@@ -170,6 +170,9 @@ class Message(OrgOwnedModel):
     # The wamid this message quotes: inbound, Kapso's `message.context.id`; outbound, the
     # `context.message_id` it is sent with (reply threading).
     reply_to_wamid = models.CharField(max_length=200, blank=True, default="")
+    # Outbound other than plain text: the type and its object of the Meta-proxy send body, e.g.
+    # {"type": "template", "template": {...}} or {"type": "interactive", "interactive": {...}}.
+    payload = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=10, choices=MessageStatus.choices)
     error_code = models.CharField(max_length=32, blank=True, default="")
     error_text = models.TextField(blank=True, default="")

@@ -260,8 +260,9 @@ def messages_changed_since(*, thread: Thread, since: datetime) -> list[Message]:
     return list(Message.objects.filter(thread=thread, updated_at__gt=since).order_by("created_at", "id")[:200])
 
 
-def reply_blocked_reason(*, thread: Thread) -> str:
-    """Why an operator cannot send free text in this thread right now, in plain words; '' if they can."""
+def reply_blocked_reason(*, thread: Thread, template: bool = False) -> str:
+    """Why an operator cannot send free text (or, with `template`, an approved template) in this
+    thread right now, in plain words; '' if they can. Templates may go outside the 24-hour window."""
     connection = thread.connection
     if thread.opted_out:
         return ("This customer opted out (they wrote STOP), so no message can be sent to them. "
@@ -269,6 +270,8 @@ def reply_blocked_reason(*, thread: Thread) -> str:
     if connection.status != "connected":
         return (f"The WhatsApp number {connection} is {connection.get_status_display().lower()}. "
                 "Reconnect it on the Connections page to reply.")
+    if template:
+        return ""
     if thread.last_inbound_at is None:
         return ("This customer has never written to this number. WhatsApp lets a business start a "
                 "conversation only with a pre-approved template message, not free text.")

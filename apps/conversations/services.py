@@ -359,10 +359,13 @@ def handoff_email_send(*, thread_id) -> int:
 
 
 def outbound_queue(
-    *, thread: Thread, text: str, author: str, run_id: uuid.UUID | None = None, raw: dict | None = None
+    *, thread: Thread, text: str, author: str, run_id: uuid.UUID | None = None, raw: dict | None = None,
+    payload: dict | None = None, reply_to: str = "",
 ) -> list[Message]:
     """Record a reply as queued messages (split at 4,096 characters) and drain the thread's outbox
-    once the transaction commits. The row exists before any attempt to send it."""
+    once the transaction commits. The row exists before any attempt to send it. With `payload`
+    (a template, an interactive message, media) it is one message and `text` is how it reads in
+    the thread; `reply_to` quotes that wamid (the first part only, for a split text)."""
     from .tasks import enqueue_outbox_drain
 
     if thread.opted_out and author != Author.SYSTEM:
@@ -370,13 +373,16 @@ def outbound_queue(
         logger.info("not queued: the contact of thread %s opted out", thread.id)
         return []
     now = timezone.now()
+    chunks = [text] if payload else split_text(text)
     rows = [
         Message(
             org_id=thread.org_id, thread_id=thread.id, connection_id=thread.connection_id,
             direction=Direction.OUTBOUND, author=author, text=chunk, status=MessageStatus.QUEUED,
             run_id=run_id, created_at=now + timedelta(microseconds=index), raw=dict(raw or {}),
+            type=(payload or {}).get("type", "text"), payload=dict(payload or {}),
+            reply_to_wamid=reply_to if index == 0 else "",
         )
-        for index, chunk in enumerate(split_text(text))
+        for index, chunk in enumerate(chunks)
     ]
     Message.objects.bulk_create(rows)
     Thread.objects.filter(pk=thread.id).update(last_message_at=now)
@@ -428,9 +434,10 @@ def outbox_send(*, message: Message) -> float | None:
     if wait > 0:
         return _postpone(message, wait)
     try:
-        wamid = kapso.send_text(
+        wamid = kapso.send_message(
             phone_number_id=connection.phone_number_id, to=message.thread.contact_phone,
-            recipient=message.thread.contact_bsuid, body=message.text,
+            recipient=message.thread.contact_bsuid, content=message_content(message),
+            reply_to=message.reply_to_wamid,
         )
     except KapsoError as error:
         if error.maybe_done:
@@ -439,6 +446,11 @@ def outbox_send(*, message: Message) -> float | None:
     _record_sent(message, wamid)
     metrics.inc("switchboard_sends", outcome="sent", error_class="")
     return None
+
+
+def message_content(message: Message) -> dict:
+    """The type-specific part of the Meta-proxy send body: the stored payload, or the text."""
+    return message.payload or {"type": "text", "text": {"body": message.text, "preview_url": False}}
 
 
 def _record_sent(message: Message, wamid: str | None) -> None:
@@ -590,6 +602,22 @@ def _sent_since(message: Message) -> list[dict]:
     )
 
 
+def _same_content(row: dict, body: str | None, message: Message) -> bool:
+    """A history row that reads like this message: the same text, or (a template, an interactive
+    message, media) the same type and the same template name or interactive body."""
+    if not message.payload:
+        return body == message.text
+    kind = message.payload.get("type")
+    if row.get("type") != kind:
+        return False
+    mine, theirs = message.payload.get(kind) or {}, row.get(kind) if isinstance(row.get(kind), dict) else {}
+    if kind == "template":
+        return theirs.get("name") == mine.get("name")
+    if kind == "interactive":
+        return (theirs.get("body") or {}).get("text") == (mine.get("body") or {}).get("text")
+    return True
+
+
 def _find_sent_copy(rows: list, message: Message) -> str | None:
     """The wamid of a message in Kapso's history with this text to this contact that no other row
     of ours claims (the same text may have gone out before, e.g. a repeated fallback). A copy
@@ -604,7 +632,7 @@ def _find_sent_copy(rows: list, message: Message) -> str | None:
         to = str(row.get("to") or (row.get("kapso") or {}).get("phone_number") or "").lstrip("+")
         to_user = str(row.get("to_user_id") or "")
         same_contact = (to == digits) if (to and digits) else (not to_user or to_user == thread.contact_bsuid)
-        if body == message.text and same_contact:
+        if _same_content(row, body, message) and same_contact:
             candidates.append(row["id"])
     claimed = Message.objects.filter(connection_id=message.connection_id, wamid__in=candidates).exclude(
         author=Author.EXTERNAL
@@ -642,3 +670,33 @@ def operator_reply(*, thread: Thread, text: str, sent_by: str = "") -> list[Mess
         now = timezone.now()
         Thread.objects.filter(pk=thread.pk).update(last_operator_reply_at=now, needs_person_since=None, updated_at=now)
         return rows
+
+
+def template_send(
+    *, thread: Thread, name: str, language: str, variables: list, author: str = Author.OPERATOR,
+    sent_by: str = "", run_id: uuid.UUID | None = None,
+) -> Message:
+    """Queue an approved template: from the thread page, the API, a schedule or the agent. Allowed
+    outside the 24-hour window (that is what templates are for); refused with a reason, nothing
+    stored, when the number is not connected, the contact opted out, or the template is unknown,
+    not approved, or given the wrong variables. Callable from a task (no request needed)."""
+    from apps.whatsapp.templates import TemplateInvalid, template_payload
+
+    from .selectors import reply_blocked_reason
+
+    reason = reply_blocked_reason(thread=thread, template=True)
+    if reason:
+        raise ReplyRefused(reason)
+    try:
+        payload, preview = template_payload(connection=thread.connection, name=name, language=language,
+                                            variables=variables)
+    except TemplateInvalid as error:
+        raise ReplyRefused(str(error)) from error
+    with transaction.atomic():
+        (row,) = outbound_queue(thread=thread, text=preview, author=author, run_id=run_id, payload=payload,
+                                raw={"sent_by": sent_by} if sent_by else None)
+        if author == Author.OPERATOR:
+            now = timezone.now()
+            Thread.objects.filter(pk=thread.pk).update(last_operator_reply_at=now, needs_person_since=None,
+                                                       updated_at=now)
+    return row

@@ -41,6 +41,8 @@ org_patterns = [
     path("threads/<str:thread_id>/take-over/", inbox.thread_take_over, name="thread-take-over"),
     path("threads/<str:thread_id>/hand-back/", inbox.thread_hand_back, name="thread-hand-back"),
     path("threads/<str:thread_id>/media/<str:message_id>/", inbox.message_media, name="message-media"),
+    path("threads/<str:thread_id>/template/", inbox.thread_template_form, name="thread-template-form"),
+    path("threads/<str:thread_id>/template/send/", inbox.thread_template_send, name="thread-template-send"),
     # Connections
     path("connections/", connections.connection_list, name="connections"),
     path("connections/connect/", connections.connection_connect, name="connection-connect"),
@@ -49,6 +51,8 @@ org_patterns = [
     path("connections/setup/failure/", connections.setup_failure, name="connection-setup-failure"),
     path("connections/<str:connection_id>/", connections.connection_detail, name="connection"),
     path("connections/<str:connection_id>/kapso/", connections.connection_kapso_details, name="connection-kapso"),
+    path("connections/<str:connection_id>/templates/sync/", connections.connection_templates_sync,
+         name="connection-templates-sync"),
     path("connections/<str:connection_id>/agent/", connections.connection_assign_agent, name="connection-agent"),
     path("connections/<str:connection_id>/contacts/", connections.connection_contacts, name="connection-contacts"),
     path("connections/<str:connection_id>/switch/", connections.connection_switch, name="connection-switch"),

@@ -144,25 +144,37 @@ def addressee(*, phone: str | None, bsuid: str = "") -> dict:
     raise KapsoError(status=0, message="the contact has neither a phone number nor a BSUID", transient=False)
 
 
-def send_text(
-    *, phone_number_id: str, body: str, to: str | None = None, recipient: str = "", preview_url: bool = False
+def send_message(
+    *, phone_number_id: str, content: dict, to: str | None = None, recipient: str = "", reply_to: str = ""
 ) -> str:
-    """Send a text message to a number (`to`) or a BSUID (`recipient`); returns the wamid."""
-    response = _meta(
-        "POST",
-        f"/{phone_number_id}/messages",
-        json={
-            "messaging_product": "whatsapp",
-            "recipient_type": "individual",
-            **addressee(phone=to, bsuid=recipient),
-            "type": "text",
-            "text": {"body": body, "preview_url": preview_url},
-        },
-    )
+    """Send a message to a number (`to`) or a BSUID (`recipient`); returns the wamid. `content` is
+    the type and its object ({"type": "text", "text": {...}}, a template, an interactive message,
+    media by link; docs/kapso.md §5.1); `reply_to` quotes that wamid (`context.message_id`)."""
+    body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual",
+                            **addressee(phone=to, bsuid=recipient), **content}
+    if reply_to:
+        body["context"] = {"message_id": reply_to}
+    response = _meta("POST", f"/{phone_number_id}/messages", json=body)
     try:
         return response["messages"][0]["id"]
     except (KeyError, IndexError, TypeError) as exc:
         raise KapsoError(status=200, message=f"send answered without a message id: {response!r:.200}") from exc
+
+
+def send_text(
+    *, phone_number_id: str, body: str, to: str | None = None, recipient: str = "", preview_url: bool = False
+) -> str:
+    """Send a text message to a number (`to`) or a BSUID (`recipient`); returns the wamid."""
+    content = {"type": "text", "text": {"body": body, "preview_url": preview_url}}
+    return send_message(phone_number_id=phone_number_id, content=content, to=to, recipient=recipient)
+
+
+def list_templates(*, business_account_id: str, after: str | None = None, limit: int = 100) -> dict:
+    """One page of a business account's message templates: {"data": [...], "paging": {...}}."""
+    params: dict[str, Any] = {"limit": limit}
+    if after:
+        params["after"] = after
+    return _meta("GET", f"/{business_account_id}/message_templates", params=params)
 
 
 def mark_read(*, phone_number_id: str, wamid: str, typing: bool = False) -> None:

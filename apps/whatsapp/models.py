@@ -90,3 +90,27 @@ class WhatsAppConnection(OrgOwnedModel):
     @webhook_secret.setter
     def webhook_secret(self, value: str) -> None:
         self.webhook_secret_encrypted = crypto.encrypt(value) if value else ""
+
+
+class MessageTemplate(OrgOwnedModel):
+    """A WhatsApp message template of a connection's business account, as Kapso last listed it
+    (apps/whatsapp/templates.py). Only APPROVED ones can be sent."""
+
+    connection = models.ForeignKey(WhatsAppConnection, on_delete=models.CASCADE, related_name="templates")
+    template_id = models.CharField(max_length=64, blank=True, default="")  # Meta's id
+    name = models.CharField(max_length=512)
+    language = models.CharField(max_length=16)
+    status = models.CharField(max_length=20)  # APPROVED, PENDING, REJECTED, PAUSED, IN_APPEAL, DISABLED
+    category = models.CharField(max_length=20, blank=True, default="")
+    parameter_format = models.CharField(max_length=12, blank=True, default="")  # NAMED | POSITIONAL
+    components = models.JSONField(default=list, blank=True)
+    synced_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "name", "language"], name="template_unique_per_connection")
+        ]
+        ordering = ["name", "language"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.language})"

@@ -116,6 +116,7 @@ def connection_complete(*, customer_id: str, phone_number_id: str) -> WhatsAppCo
         raise
     if connection.agent_id is None:
         _assign_only_agent(connection)
+    templates_sync_enqueue(connection_id=connection.id)
     return connection
 
 
@@ -125,6 +126,15 @@ def _assign_only_agent(connection: WhatsAppConnection) -> None:
     agents = list(Agent.objects.filter(org_id=connection.org_id)[:2])
     if len(agents) == 1:
         connection_assign_agent(connection=connection, agent=agents[0])
+
+
+def templates_sync_enqueue(*, connection_id) -> None:
+    """Fetch the number's templates in a task once the current transaction commits (it calls Kapso)."""
+    from apps.core.queue import enqueue
+
+    from .tasks import templates_sync
+
+    transaction.on_commit(lambda: enqueue(templates_sync, str(connection_id)))
 
 
 def _attach_number(connection: WhatsAppConnection, phone_number_id: str) -> None:

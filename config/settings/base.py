@@ -386,6 +386,7 @@ _SWEEP_EVERY = schedule(timedelta(seconds=SWEEP_INTERVAL_SECONDS))
 CELERY_BEAT_SCHEDULE = {
     "sweep-agent-runs": {"task": "apps.agents.tasks.sweep_runs", "schedule": _SWEEP_EVERY},
     "sweep-outbox": {"task": "apps.conversations.tasks.sweep_outbox", "schedule": _SWEEP_EVERY},
+    "sync-templates": {"task": "apps.whatsapp.tasks.templates_sync_all", "schedule": schedule(timedelta(days=1))},
     "sweep-media": {"task": "apps.conversations.tasks.sweep_media", "schedule": schedule(timedelta(minutes=1))},
     "sweep-give-back": {"task": "apps.agents.tasks.sweep_give_back", "schedule": schedule(timedelta(seconds=60))},
     "kapso-catch-up": {

@@ -51,6 +51,7 @@ class FakeKapso(LocalServer):
         # media id through GET /{media_id}?phone_number_id= and its short-lived `download_url`.
         self.media: dict[str, tuple[bytes, str]] = {}
         self.media_ids: dict[str, tuple[bytes, str]] = {}
+        self.templates: list[dict] = []  # what GET /{waba_id}/message_templates lists, page by page
         self.customers: list[dict] = []
         self.history_failures = 0  # answer 500 to this many next history lookups
         self.webhook_create_timeouts = 0  # create the next webhooks, then answer too late to be read
@@ -137,6 +138,8 @@ class FakeKapso(LocalServer):
                 self.webhook_create_timeouts -= 1
                 time.sleep(self.slow_answer_seconds)
             return 201, {"data": data}, {}
+        if re.fullmatch(r"/meta/whatsapp/v[0-9.]+/[^/]+/message_templates", path) and method == "GET":
+            return self._templates_page(query)
         if m := re.fullmatch(r"/meta/whatsapp/v[0-9.]+/([0-9]+)", path):
             return self._media_lookup(m.group(1), query_string)
         if m := re.fullmatch(r"/platform/v1/whatsapp/phone_numbers/([^/]+)/webhooks/([^/]+)", path):
@@ -153,6 +156,15 @@ class FakeKapso(LocalServer):
                 return self._history_page(query)
             return self._send(m.group(1), body or {})
         return 404, {"error": "Not found"}, {}
+
+    def _templates_page(self, query: dict) -> tuple[int, object, dict]:
+        """Graph-style paging: `limit`, and `after` = the index of the next item as the cursor."""
+        limit, start = int(query.get("limit", 25)), int(query.get("after", 0))
+        page = self.templates[start : start + limit]
+        paging: dict = {"cursors": {"before": str(start), "after": str(start + len(page))}}
+        if start + limit < len(self.templates):
+            paging["next"] = f"{self.url}/next-page"
+        return 200, {"data": page, "paging": paging}, {}
 
     def _media_lookup(self, media_id: str, query: str) -> tuple[int, object, dict]:
         # Kapso's proxy requires phone_number_id on media lookups (docs/kapso.md §7).

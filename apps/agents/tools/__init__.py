@@ -8,7 +8,17 @@ turn that dies half-way sends nothing and its retry sends once.
 
 from apps.agents.llm.types import ToolSpec
 
-from . import contact, get_conversation, get_status, handoff, knowledge_search, send
+from . import (
+    contact,
+    get_conversation,
+    get_status,
+    handoff,
+    knowledge_search,
+    send,
+    send_interactive,
+    send_media,
+    send_template,
+)
 from .base import HandoffRequest, PendingSend, Tool, ToolContext, ToolError, tool_may_reach
 
 __all__ = ["HandoffRequest", "PendingSend", "Tool", "ToolContext", "ToolError", "tool_may_reach"]
@@ -16,7 +26,7 @@ __all__ = ["HandoffRequest", "PendingSend", "Tool", "ToolContext", "ToolError", 
 
 def _registry() -> dict[str, Tool]:
     tools = (send.TOOL, get_conversation.TOOL, get_status.TOOL, handoff.TOOL, knowledge_search.TOOL, contact.GET,
-             contact.UPDATE)
+             contact.UPDATE, send_template.TOOL, send_media.TOOL, send_interactive.BUTTONS, send_interactive.LIST)
     return {tool.name: tool for tool in tools}
 
 
@@ -31,7 +41,7 @@ TOOL_NAMES = tuple(_registry())  # the names, defined once: by the tools themsel
 REACHES_OTHER_CONTACTS = ("whatsapp.send", "whatsapp.getConversation")
 
 
-def tool_specs(names: list[str], *, allowed_numbers: list[str] | None = None) -> list[ToolSpec]:
+def tool_specs(names: list[str], *, allowed_numbers: list[str] | None = None, connection=None) -> list[ToolSpec]:
     """The specs the model sees. The tools that can reach another contact say which numbers they may
     reach, so the model is told the rule instead of discovering it by refusal."""
     registry = _registry()
@@ -42,6 +52,8 @@ def tool_specs(names: list[str], *, allowed_numbers: list[str] | None = None) ->
         spec = registry[name].spec()
         if name in REACHES_OTHER_CONTACTS:
             spec.description += " " + _reach_sentence(allowed_numbers or [])
+        if name == send_template.TOOL.name:
+            spec.description += " " + send_template.templates_sentence(connection)
         specs.append(spec)
     return specs
 

@@ -15,7 +15,8 @@ class ToolError(Exception):
 @dataclass
 class PendingSend:
     thread: Any  # conversations.Thread
-    text: str
+    text: str  # how it reads in the thread
+    payload: dict | None = None  # a template, an interactive message or media (conversations.Message.payload)
 
 
 @dataclass

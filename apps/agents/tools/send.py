@@ -15,18 +15,25 @@ def send(context: ToolContext, arguments: dict) -> dict:
         raise ToolError("`text` is required and must be a non-empty string")
     if len(text) > MAX_TOTAL_CHARACTERS:
         raise ToolError(f"`text` is too long (at most {MAX_TOTAL_CHARACTERS} characters)")
+    thread = _target_thread(context, arguments.get("to"))
+    send_check(context, thread)
+    context.pending_sends.append(PendingSend(thread=thread, text=text.strip()))
+    return {"queued": True, "to": thread.contact_label, "characters": len(text.strip())}
+
+
+def send_check(context: ToolContext, thread, *, template: bool = False) -> None:
+    """What every sending tool checks: the per-turn cap, and (but for templates) the 24-hour window."""
     if len(context.pending_sends) >= settings.MAX_TOOL_SENDS_PER_TURN:
         # A contact who talks the model into a loop of sends gets at most this many messages a turn.
         raise ToolError(f"refused: at most {settings.MAX_TOOL_SENDS_PER_TURN} messages can be sent in one turn")
-    thread = _target_thread(context, arguments.get("to"))
-    window = selectors.window_state(thread=thread)
-    if not window["open"]:
-        raise ToolError(
-            "refused: the 24-hour customer-service window with this contact is closed, so WhatsApp "
-            "allows only approved templates, not free text"
-        )
-    context.pending_sends.append(PendingSend(thread=thread, text=text.strip()))
-    return {"queued": True, "to": thread.contact_label, "characters": len(text.strip())}
+    if thread.connection_id is None:
+        return  # the playground: nothing reaches WhatsApp
+    reason = selectors.reply_blocked_reason(thread=thread, template=template)
+    if reason:
+        if not template and not selectors.window_state(thread=thread)["open"]:
+            reason = ("the 24-hour customer-service window with this contact is closed, so WhatsApp allows only "
+                      "approved templates (whatsapp.sendTemplate), not free text")
+        raise ToolError(f"refused: {reason}")
 
 
 def _target_thread(context: ToolContext, to: object):

@@ -16,7 +16,8 @@ from apps.orgs.models import Role
 from apps.webhooks import catchup
 from apps.webhooks.models import WebhookEvent
 from apps.whatsapp import services as whatsapp
-from apps.whatsapp.models import ConnectionStatus, WhatsAppConnection
+from apps.whatsapp.models import ConnectionStatus, MessageTemplate, WhatsAppConnection
+from apps.whatsapp.templates import TemplateInvalid, template_variables, templates_sync
 
 from ..decorators import org_view, safe_next
 from ..forms import AllowedContactsForm, AssignAgentForm, ConnectForm
@@ -137,8 +138,30 @@ def connection_detail(request: HttpRequest, connection_id: str) -> HttpResponse:
     context = {"connection": connection, "deliveries": deliveries, "contacts_form": contacts_form,
                "agents": list(Agent.objects.filter(org=request.org).order_by("name")),
                "catch_up_minutes": max(1, round(settings.KAPSO_CATCHUP_INTERVAL_SECONDS / 60)),
-               "catch_up_max_age": _duration_words(settings.KAPSO_CATCHUP_MAX_AGE_SECONDS)}
+               "catch_up_max_age": _duration_words(settings.KAPSO_CATCHUP_MAX_AGE_SECONDS),
+               "templates": _templates(connection)}
     return render(request, "dashboard/connection_detail.html", context)
+
+
+def _templates(connection: WhatsAppConnection) -> list:
+    templates = list(MessageTemplate.objects.filter(connection=connection))
+    for template in templates:
+        template.variables = template_variables(template)
+    return templates
+
+
+@require_POST
+@org_view()
+def connection_templates_sync(request: HttpRequest, connection_id: str) -> HttpResponse:
+    """The "Refresh from WhatsApp" button: read the number's templates from Kapso now."""
+    connection = _connection(request, connection_id)
+    try:
+        count = templates_sync(connection=connection)
+    except (KapsoError, TemplateInvalid) as error:
+        messages.error(request, f"The templates could not be refreshed: {error}")
+    else:
+        messages.success(request, f"{count} template{'s' if count != 1 else ''} from WhatsApp.")
+    return redirect("connection", org_slug=request.org.slug, connection_id=connection.pk)
 
 
 @require_POST

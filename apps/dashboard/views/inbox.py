@@ -17,6 +17,7 @@ from apps.conversations.models import Handoff, Message, Thread
 from apps.orgs.access import get_for_org_or_404
 from apps.orgs.models import Role
 from apps.whatsapp.models import NUMBER_ENVIRONMENTS, WhatsAppConnection
+from apps.whatsapp.templates import approved_templates, template_preview, template_variables
 
 from .. import selectors
 from ..decorators import org_view
@@ -116,8 +117,11 @@ def thread(request: HttpRequest, thread_id: str) -> HttpResponse:
 
 
 def _thread_state(thread: Thread) -> dict:
-    return {"blocked": conversations.reply_blocked_reason(thread=thread),
-            "thinking": selectors.turn_in_progress(thread=thread)}
+    blocked = conversations.reply_blocked_reason(thread=thread)
+    # Free text is refused but a template may go (window closed): the reply box offers them.
+    templates = approved_templates(connection=thread.connection) if blocked and not \
+        conversations.reply_blocked_reason(thread=thread, template=True) else []
+    return {"blocked": blocked, "templates": templates, "thinking": selectors.turn_in_progress(thread=thread)}
 
 
 @require_GET
@@ -235,3 +239,57 @@ def thread_erase(request: HttpRequest, thread_id: str) -> HttpResponse:
     privacy.thread_erase(thread=thread, erased_by=request.user.email or request.user.get_username())
     messages.success(request, f"The conversation with {who} and everything stored about it was erased.")
     return redirect("inbox", org_slug=request.org.slug)
+
+
+# --- Templates, when the 24-hour window is closed ---------------------------------------------------
+
+
+def _template_choice(thread: Thread, value: str):
+    """The approved template chosen in the form ("name|language"), or None."""
+    name, _, language = value.partition("|")
+    return next((t for t in approved_templates(connection=thread.connection)
+                 if t.name == name and t.language == language), None)
+
+
+def _template_values(request: HttpRequest, data, template) -> list[str]:
+    return [data.get(f"var_{index}", "").strip() for index in range(len(template_variables(template)))]
+
+
+@require_GET
+@org_view()
+def thread_template_form(request: HttpRequest, thread_id: str) -> HttpResponse:
+    """The variables of the chosen template and a preview of the message, updated as the operator types."""
+    thread = _thread(request, thread_id)
+    template = _template_choice(thread, request.GET.get("template", ""))
+    context = {"thread": thread, "template": template}
+    if template is not None:
+        values = _template_values(request, request.GET, template)
+        context["fields"] = list(zip(template_variables(template), values, strict=True))
+        context["preview"] = template_preview(template, values)
+    return render(request, "dashboard/thread.html#template_fields", context)
+
+
+@require_POST
+@org_view()
+def thread_template_send(request: HttpRequest, thread_id: str) -> HttpResponse:
+    thread = _thread(request, thread_id)
+    template = _template_choice(thread, request.POST.get("template", ""))
+    error, items = "", []
+    if template is None:
+        error = "Choose one of the approved templates first."
+    else:
+        try:
+            row = conversation_services.template_send(
+                thread=thread, name=template.name, language=template.language,
+                variables=_template_values(request, request.POST, template),
+                sent_by=request.user.get_full_name() or request.user.email,
+            )
+        except conversation_services.ReplyRefused as refused:
+            error = str(refused)
+        else:
+            items = [selectors.StreamItem("message", row, row.created_at)]
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        return redirect("thread", org_slug=request.org.slug, thread_id=thread.pk)
+    return stream_response(request, items, error=error, sent=not error)
