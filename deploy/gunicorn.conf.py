@@ -31,9 +31,12 @@ if os.environ.get("LOG_FORMAT", "json" if _production else "plain") == "json":
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": "apps.core.logging.JsonFormatter"}},
-        "filters": {"context": {"()": "apps.core.logging.ContextFilter"}},
-        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["context"],
-                                 "stream": "ext://sys.stdout"}},
+        "filters": {
+            "context": {"()": "apps.core.logging.ContextFilter"},
+            "redact": {"()": "apps.core.logging.RedactFilter"},  # no one-time token in a log line
+        },
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json",
+                                 "filters": ["context", "redact"], "stream": "ext://sys.stdout"}},
         "loggers": {
             "gunicorn.error": {"level": "INFO", "handlers": ["console"], "propagate": False},
             "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": False},

@@ -96,6 +96,7 @@ def production_env(tmp_path, **overrides) -> dict:
     secret = tmp_path / "django_secret_key"
     secret.write_text("k3Y-" + "9f8e7d6c5b4a" * 6 + "\n")
     env.update(DJANGO_SECRET_KEY_FILE=str(secret), KAPSO_API_KEY="kapso-project-key",
+               FIELD_ENCRYPTION_KEY="Zm9yLXRlc3RzLW9ubHktMzItYnl0ZXMtb2Yta2V5ISE=",
                KAPSO_WEBHOOK_SECRET="project-webhook-secret", PYTHONDONTWRITEBYTECODE="1")
     env.update(overrides)
     return env

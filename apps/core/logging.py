@@ -69,6 +69,26 @@ class ContextFilter(logging.Filter):
         return True
 
 
+# One-time links carry their secret in the path: /invite/<token>/ and Django's
+# /password-reset/<uidb64>/<token>/. Request and access logs print paths, so they are cut out here.
+_SECRET_PATHS = re.compile(r"(/invite/|/password-reset/(?=[^/\s]+/[^/\s]+/))[^\s\"'?]+")
+
+
+def redact(text: str) -> str:
+    return _SECRET_PATHS.sub(lambda m: m.group(1) + "[redacted]/", text)
+
+
+class RedactFilter(logging.Filter):
+    """No reset or invitation token reaches a log line, whichever logger printed the path."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, context, extras, exception."""
 

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from apps.kapso import client as kapso
@@ -99,8 +100,10 @@ def connection_complete(*, customer_id: str, phone_number_id: str) -> WhatsAppCo
 
     Safe to run twice: a number already attached is reused, and a registered webhook is kept.
     """
+    # Only the organization whose Kapso customer the event names: a number that moved from another
+    # organization must not land on that organization's old connection.
     connection = (
-        WhatsAppConnection.objects.filter(phone_number_id=phone_number_id).first()
+        WhatsAppConnection.objects.filter(phone_number_id=phone_number_id, kapso_customer_id=customer_id).first()
         or WhatsAppConnection.objects.filter(kapso_customer_id=customer_id, status=ConnectionStatus.PENDING_SETUP)
         .order_by("-created_at")
         .first()
@@ -108,6 +111,7 @@ def connection_complete(*, customer_id: str, phone_number_id: str) -> WhatsAppCo
     if connection is None:
         logger.warning("phone number %s connected for unknown Kapso customer %s", phone_number_id, customer_id)
         return None
+    _release_number_elsewhere(connection, phone_number_id)
     try:
         _attach_number(connection, phone_number_id)
     except KapsoError as error:
@@ -118,6 +122,17 @@ def connection_complete(*, customer_id: str, phone_number_id: str) -> WhatsAppCo
         _assign_only_agent(connection)
     templates_sync_enqueue(connection_id=connection.id)
     return connection
+
+
+def _release_number_elsewhere(connection: WhatsAppConnection, phone_number_id: str) -> None:
+    """Another organization's old connection that still holds the number lets go of it (disconnected),
+    so deliveries for it resolve to its new owner only."""
+    released = WhatsAppConnection.objects.filter(phone_number_id=phone_number_id).exclude(pk=connection.pk).update(
+        phone_number_id=None, status=ConnectionStatus.DISCONNECTED, agent_enabled=False,
+        last_error="This number was connected by another Kapso customer.", updated_at=timezone.now())
+    if released:
+        logger.warning("phone number %s moved to connection %s; the old connection let go of it",
+                       phone_number_id, connection.pk)
 
 
 def _assign_only_agent(connection: WhatsAppConnection) -> None:

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+import dj_email_url
 from celery.schedules import schedule
 from kombu import Queue
 
@@ -36,7 +37,8 @@ def env_float(name: str, default: float) -> float:
 
 
 SECRET_KEY = env("DJANGO_SECRET_KEY", "dev-only-insecure-secret-key-change-me")
-DEBUG = env_bool("DJANGO_DEBUG", True)
+# Off unless set: a forgotten variable must not show tracebacks and settings to the internet.
+DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = [h.strip() for h in env("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h]
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 CSRF_TRUSTED_ORIGINS = [PUBLIC_BASE_URL]
@@ -134,7 +136,15 @@ STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
-EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# Email from one URL (dj-email-url): smtp://user:password@host:587/?tls=True, smtps://…:465, console:,
+# or any backend's scheme. Production refuses console: unless EMAIL_ALLOW_CONSOLE=1.
+EMAIL_URL = env("EMAIL_URL", "console:")
+_email = dj_email_url.parse(EMAIL_URL)
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST, EMAIL_PORT = _email["EMAIL_HOST"] or "localhost", _email["EMAIL_PORT"] or 25
+EMAIL_HOST_USER, EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_USER"] or "", _email["EMAIL_HOST_PASSWORD"] or ""
+EMAIL_USE_TLS, EMAIL_USE_SSL = _email["EMAIL_USE_TLS"], _email["EMAIL_USE_SSL"]
+EMAIL_TIMEOUT = _email["EMAIL_TIMEOUT"] or 10
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Switchboard <noreply@localhost>")
 
 # OpenTelemetry traces (apps/core/tracing.py): off unless an OTLP/HTTP collector is named, e.g.
@@ -399,7 +409,10 @@ CELERY_BEAT_SCHEDULE = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "apps.core.logging.ContextFilter"}},
+    "filters": {
+        "context": {"()": "apps.core.logging.ContextFilter"},
+        "redact": {"()": "apps.core.logging.RedactFilter"},  # no one-time token in a log line
+    },
     "formatters": {
         "plain": {
             "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s org=%(org)s conn=%(connection)s] %(message)s"
@@ -407,7 +420,9 @@ LOGGING = {
         "json": {"()": "apps.core.logging.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": env("LOG_FORMAT", "plain"), "filters": ["context"]},
+        "console": {
+            "class": "logging.StreamHandler", "formatter": env("LOG_FORMAT", "plain"), "filters": ["context", "redact"],
+        },
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"httpx": {"level": "WARNING"}},

@@ -19,6 +19,19 @@ if not SECRET_KEY or SECRET_KEY.startswith("dev-only") or len(SECRET_KEY) < 50 o
         "DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) must be a long random value in production."
     )
 
+if not env("FIELD_ENCRYPTION_KEY"):
+    raise ImproperlyConfigured(
+        "FIELD_ENCRYPTION_KEY (or FIELD_ENCRYPTION_KEY_FILE) must be set in production: stored webhook secrets "
+        "and provider keys are encrypted with it. Make one with: python -c 'from cryptography.fernet import "
+        "Fernet; print(Fernet.generate_key().decode())'"
+    )
+if EMAIL_BACKEND.endswith("console.EmailBackend") and not env_bool("EMAIL_ALLOW_CONSOLE"):  # noqa: F405
+    raise ImproperlyConfigured(
+        "EMAIL_URL must point at a real mail server in production (e.g. smtp://user:password@host:587/?tls=True): "
+        "the console backend would print reset and invitation links into the logs. Set EMAIL_ALLOW_CONSOLE=1 "
+        "to allow it anyway."
+    )
+
 # --- HTTPS behind a proxy --------------------------------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 USE_X_FORWARDED_HOST = env_bool("USE_X_FORWARDED_HOST", False)
