@@ -80,9 +80,10 @@ def test_media_and_taps_reach_the_model(tenant, start_stack, fake_kapso, model):
 
 
 def test_templates_go_out_of_the_window_from_the_api_the_dashboard_and_the_tool(
-    tenant, start_stack, fake_kapso, model, client
+    tenant, start_stack, fake_kapso, model, client, settings
 ):
     org, agent, connection = tenant
+    settings.KAPSO_API_BASE_URL = fake_kapso.url  # the sync below runs in this process
     connection.business_account_id = "102290129340398"
     connection.save()
     fake_kapso.templates = [ORDER_UPDATE]
