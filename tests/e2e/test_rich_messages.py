@@ -28,7 +28,7 @@ def media_payload(fake_kapso, kind: str, *, content: bytes, content_type: str, f
     payload = copy.deepcopy(fixture(base))
     url = fake_kapso.add_media(filename, content, content_type)
     message = payload["message"]
-    message["id"], message["timestamp"], message["type"] = f"wamid.e2e.{kind}.{time.time_ns()}", str(int(time.time())), kind
+    message.update(id=f"wamid.e2e.{kind}.{time.time_ns()}", timestamp=str(int(time.time())), type=kind)
     message[kind] = {"id": str(time.time_ns()), "mime_type": content_type, "filename": filename}
     message["kapso"].pop("transcript", None)
     message["kapso"].update(media_url=url, media_data={"url": url, "filename": filename, "content_type": content_type,
