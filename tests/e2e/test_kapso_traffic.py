@@ -51,6 +51,7 @@ def contact_writes(fake_kapso, stack, *, n: int, seconds_ago: float) -> tuple[st
     return wamid, kapso_delivers(stack, payload)
 
 
+@pytest.mark.slow  # two stack starts and a settle: about 70 s on a loaded machine
 def test_after_an_outage_every_missed_message_is_answered_once_or_flagged(tenant, start_stack, fake_kapso):
     env = {"KAPSO_CATCHUP_INTERVAL_SECONDS": "2", "KAPSO_CATCHUP_MAX_AGE_SECONDS": "60", "SWEEP_INTERVAL_SECONDS": "1"}
     stack = start_stack(beat=True, env=env)
