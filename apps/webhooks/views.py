@@ -18,6 +18,7 @@ from apps.core.limits import client_ip, limit_hit, source_allowed
 from apps.core.logging import bind
 from apps.kapso.payloads import PayloadError, phone_number_id_of, split_delivery, storable_body
 from apps.kapso.signatures import signature_is_valid
+from apps.whatsapp import services as whatsapp
 from apps.whatsapp.selectors import connection_for_webhook
 
 from . import services
@@ -71,7 +72,7 @@ class MessagesWebhookView(KapsoWebhookView):
         connection = _connection_for(items)
         if connection is not None:
             bind(org=connection.org_slug, connection=connection.id)
-        secret = connection.webhook_secret if connection else ""
+        secret = whatsapp.connection_webhook_secret(connection=connection) if connection else ""
         if not signature_is_valid(secret, raw, request.headers.get(SIGNATURE_HEADER)):
             return _bad_signature(request, "messages webhook: bad signature or unknown number")
         try:

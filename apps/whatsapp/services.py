@@ -4,11 +4,12 @@ import logging
 import secrets
 from datetime import datetime
 
+from cryptography.fernet import InvalidToken
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
+from apps.core.dates import parse_time
 from apps.kapso import client as kapso
 from apps.kapso.errors import KapsoError
 from apps.orgs.models import Organization
@@ -183,6 +184,24 @@ def connection_mark_disconnected(*, phone_number_id: str) -> WhatsAppConnection 
     return connection
 
 
+UNREADABLE_SECRET = (
+    "The secret that checks this number's webhooks can no longer be read (the encryption key, "
+    "FIELD_ENCRYPTION_KEY, was changed). Messages to this number are refused until it is connected again."
+)
+
+
+def connection_webhook_secret(*, connection: WhatsAppConnection) -> str:
+    """The secret that signs this number's deliveries. '' when it can no longer be decrypted: the
+    deliveries then fail closed (401) and the connection shows why, instead of every one being a 500."""
+    try:
+        return connection.webhook_secret
+    except InvalidToken:
+        if connection.status != ConnectionStatus.ERROR:
+            logger.error("connection %s: webhook secret cannot be decrypted", connection.pk)
+            connection_mark_error(connection=connection, error=UNREADABLE_SECRET)
+        return ""
+
+
 def connection_mark_error(*, connection: WhatsAppConnection, error: str) -> None:
     connection.status = ConnectionStatus.ERROR
     connection.last_error = error[:2000]
@@ -239,7 +258,7 @@ def connection_set_contacts(
 
 
 def _datetime(value: object) -> datetime | None:
-    return parse_datetime(value) if isinstance(value, str) else None
+    return parse_time(value)
 
 
 # --- The dashboard --------------------------------------------------------------------------------

@@ -166,7 +166,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["apps.api.parsers.JsonParser"],
     "UNAUTHENTICATED_USER": None,
     # Rates: API_RATE and API_INVALID_KEY_RATE below.
     "DEFAULT_THROTTLE_CLASSES": ["apps.api.throttles.ApiKeyRateThrottle"],

@@ -1,6 +1,5 @@
-from django.utils.dateparse import parse_datetime
-
 from apps.conversations import selectors
+from apps.core.dates import parse_time
 from apps.kapso.payloads import normalize_phone
 
 from .base import Tool, ToolContext, ToolError, tool_may_reach
@@ -26,7 +25,7 @@ def get_conversation(context: ToolContext, arguments: dict) -> dict:
         raise ToolError(f"`limit` must be an integer from 1 to {MAX_LIMIT}")
     before = None
     if arguments.get("before"):
-        before = parse_datetime(str(arguments["before"]))
+        before = parse_time(str(arguments["before"]))
         if before is None:
             raise ToolError("`before` must be an ISO 8601 time, as given in `next_before`")
     messages, next_before = selectors.thread_messages_page(thread=thread, limit=limit, before=before)

@@ -6,7 +6,6 @@ from django.contrib import messages
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.agents import services as agent_services
@@ -14,6 +13,7 @@ from apps.conversations import media, privacy
 from apps.conversations import selectors as conversations
 from apps.conversations import services as conversation_services
 from apps.conversations.models import Handoff, Message, Thread
+from apps.core.dates import parse_time
 from apps.orgs.access import get_for_org_or_404
 from apps.orgs.models import Role
 from apps.whatsapp.models import NUMBER_ENVIRONMENTS, WhatsAppConnection
@@ -109,7 +109,7 @@ def _query(filters: dict) -> str:
 @org_view()
 def thread(request: HttpRequest, thread_id: str) -> HttpResponse:
     thread = _thread(request, thread_id)
-    before = parse_datetime(request.GET.get("before", "").replace(" ", "+"))
+    before = parse_time(request.GET.get("before", "").replace(" ", "+"))
     items, earlier = selectors.thread_stream(thread=thread, before=before)
     context = {"thread": thread, "items": items, "earlier": earlier, "form": ReplyForm(),
                "since": (timezone.now() - timedelta(seconds=15)).isoformat(), **_thread_state(thread)}
@@ -139,7 +139,7 @@ def thread_updates(request: HttpRequest, thread_id: str) -> HttpResponse:
 @org_view()
 def thread_earlier(request: HttpRequest, thread_id: str) -> HttpResponse:
     thread = _thread(request, thread_id)
-    before = parse_datetime(request.GET.get("before", "").replace(" ", "+"))
+    before = parse_time(request.GET.get("before", "").replace(" ", "+"))
     if not request.htmx or before is None:
         return redirect(f"{request.path.rsplit('earlier/', 1)[0]}?before={request.GET.get('before', '')}")
     items, earlier = selectors.thread_stream(thread=thread, before=before)

@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
+
+from apps.core.dates import parse_time
 
 OVERLAP = timedelta(seconds=15)
 MAX_LOOKBACK = timedelta(minutes=10)
@@ -21,7 +22,7 @@ MAX_LOOKBACK = timedelta(minutes=10)
 
 def parse_since(request: HttpRequest) -> datetime:
     now = timezone.now()
-    since = parse_datetime(request.GET.get("since", "").replace(" ", "+"))
+    since = parse_time(request.GET.get("since", "").replace(" ", "+"))
     if since is None or since.tzinfo is None:
         return now - OVERLAP
     return max(since, now - MAX_LOOKBACK)  # bounded: a tab asleep for a day does not fetch a day
