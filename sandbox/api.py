@@ -552,6 +552,12 @@ def not_implemented(request, surface: str, rest: str = ""):
                   "hint": "The Kapso sandbox implements what Switchboard uses; see sandbox/urls.py."}, 501)
 
 
+@endpoint(META, {"GET"})
+def meta_templates(request, body, version, business_account_id):
+    """`GET /{waba_id}/message_templates`: the demo business's approved templates, one page."""
+    return reply({"data": services.DEMO_TEMPLATES, "paging": {"cursors": {"before": "0", "after": "2"}}})
+
+
 MEDIA_LINK_SECONDS = 240  # Kapso's download_url lives about four minutes
 
 
@@ -563,7 +569,7 @@ def _media_info(request, *, media_id: str) -> HttpResponse:
     expires = datetime.now(UTC) + timedelta(seconds=MEDIA_LINK_SECONDS)
     return reply({
         "messaging_product": "whatsapp", "id": media_id, "mime_type": message.content.get("mime_type", ""),
-        "sha256": message.content.get("sha256", ""), "file_size": str(len(services.PHOTO_PNG)),
+        "sha256": message.content.get("sha256", ""), "file_size": str(len(services.media_bytes(message)[0])),
         "url": f"https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid={media_id}",
         "download_url": f"{_base_url(request)}/meta/whatsapp/media_download?token={token}",
         "download_url_expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -576,9 +582,11 @@ def media_download(request) -> HttpResponse:
         media_id = signing.loads(request.GET.get("token", ""), salt="sandbox-media", max_age=MEDIA_LINK_SECONDS)
     except signing.BadSignature:
         return reply({"error": "Not found"}, 404)
-    if not Message.objects.filter(content__id=media_id).exists():
+    message = Message.objects.filter(content__id=media_id).first()
+    if message is None:
         return reply({"error": "Not found"}, 404)
-    response = HttpResponse(services.PHOTO_PNG, content_type="image/png")
+    data, mime_type = services.media_bytes(message)
+    response = HttpResponse(data, content_type=mime_type)
     response["Content-Disposition"] = f'inline; filename="{media_id}"'
     response["Cache-Control"] = f"private, max-age={MEDIA_LINK_SECONDS}"
     return response

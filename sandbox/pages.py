@@ -238,6 +238,12 @@ TRAFFIC_DONE = {
     "username": "The contact wrote with a WhatsApp username: no number, a BSUID instead.",
     "history": "Kapso imported three old messages (origin history_sync).",
     "photo": "The contact sent a photo: the webhook has only Meta's media id, no kapso.media_url.",
+    "voice": "The contact sent a voice note without Kapso's transcript.",
+    "voice_transcript": "The contact sent a voice note with Kapso's transcript.",
+    "pdf": "The contact sent a PDF (invoice.pdf).",
+    "tap_button": "The contact tapped the reply button “Yes”.",
+    "tap_list": "The contact picked “Express Shipping” from a list.",
+    "quote": "The contact answered quoting the last reply.",
     "react": "The contact reacted to the last reply.",
     "unreact": "The contact removed their reaction (an empty emoji).",
     "kapso_inbox": "Sent from Kapso's inbox: whatsapp.message.sent with origin cloud_api, a wamid Switchboard "
@@ -262,6 +268,16 @@ def phone_traffic(request, phone_number_id: str):
                                          username=username)
     elif action == "photo":
         services.contact_photo_receive(number=number, contact=contact, name=name, caption=text)
+    elif action in ("voice", "voice_transcript", "pdf"):
+        transcript = "Hi, I need help with my order" if action == "voice_transcript" else ""
+        services.contact_media_receive(number=number, contact=contact, name=name,
+                                       kind="document" if action == "pdf" else "audio", transcript=transcript)
+    elif action in ("tap_button", "tap_list"):
+        services.contact_taps(number=number, contact=contact, name=name, list_reply=action == "tap_list")
+    elif action == "quote":
+        if services.contact_quotes(number=number, contact=contact, name=name, text=text or "Is that right?") is None:
+            flash.error(request, "There is no reply to quote yet.")
+            return redirect(_phone_url(number, contact, name))
     elif action == "history":
         services.history_import(number=number, contact=contact, name=name)
     elif action in ("react", "unreact"):

@@ -180,8 +180,9 @@ def conversation_object(conversation: Conversation, *, with_kapso: bool = True) 
 
 
 def _message_core(message: Message) -> dict:
+    content = {key: value for key, value in message.content.items() if key != "kapso_transcript"}
     data = {"id": message.wamid, "timestamp": unix(message.created_at), "type": message.type,
-            message.type: message.content}
+            message.type: content}
     if message.context_id:
         data["context"] = {"id": message.context_id}
     return data
@@ -192,6 +193,8 @@ def received_payload(message: Message, *, is_new_conversation: bool, batched: bo
     sample it carries no `message.from`: receivers take the contact from the conversation."""
     kapso = {"direction": "inbound", "status": "received", "processing_status": "pending",
              "origin": message.origin, "has_media": message.type in MEDIA_TYPES, "content": message.text}
+    if message.content.get("kapso_transcript"):
+        kapso["transcript"] = {"text": message.content["kapso_transcript"]}
     if batched:
         kapso.update(phone_number_id=message.phone_number.phone_number_id)
         if not message.conversation.contact_username:

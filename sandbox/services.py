@@ -368,6 +368,83 @@ def history_import(*, number: PhoneNumber, contact: str, name: str) -> list[Mess
 PHOTO_PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 )
+# A one-page PDF with a line of text, and a few bytes that stand for an Ogg voice note.
+INVOICE_PDF = base64.b64decode(
+    "JVBERi0xLjQKMSAwIG9iago8PCAvVHlwZSAvQ2F0YWxvZyAvUGFnZXMgMiAwIFIgPj4KZW5kb2JqCjIgMCBvYmoKPDwgL1R5cGUg"
+    "L1BhZ2VzIC9LaWRzIFszIDAgUl0gL0NvdW50IDEgPj4KZW5kb2JqCjMgMCBvYmoKPDwgL1R5cGUgL1BhZ2UgL1BhcmVudCAyIDAg"
+    "UiAvTWVkaWFCb3ggWzAgMCA2MTIgNzkyXSAvQ29udGVudHMgNCAwIFIgL1Jlc291cmNlcyA8PCAvRm9udCA8PCAvRjEgNSAwIFIg"
+    "Pj4gPj4gPj4KZW5kb2JqCjQgMCBvYmoKPDwgL0xlbmd0aCA4OCA+PgpzdHJlYW0KQlQgL0YxIDEyIFRmIDcyIDcyMCBUZCAoSW52"
+    "b2ljZSAyMDMxOiAyIGNoYWlycywgdG90YWwgMTQ5IEVVUiwgZHVlIG9uIERlY2VtYmVyIDE1KSBUaiBFVAplbmRzdHJlYW0KZW5k"
+    "b2JqCjUgMCBvYmoKPDwgL1R5cGUgL0ZvbnQgL1N1YnR5cGUgL1R5cGUxIC9CYXNlRm9udCAvSGVsdmV0aWNhID4+CmVuZG9iagp4"
+    "cmVmCjAgNgowMDAwMDAwMDAwIDY1NTM1IGYgCjAwMDAwMDAwMDkgMDAwMDAgbiAKMDAwMDAwMDA1OCAwMDAwMCBuIAowMDAwMDAw"
+    "MTE1IDAwMDAwIG4gCjAwMDAwMDAyNDEgMDAwMDAgbiAKMDAwMDAwMDM3OSAwMDAwMCBuIAp0cmFpbGVyCjw8IC9TaXplIDYgL1Jv"
+    "b3QgMSAwIFIgPj4Kc3RhcnR4cmVmCjQ0OQolJUVPRgo="
+)
+VOICE_OGG = b"OggS\x00\x02" + b"\x00" * 58 + b"sandbox voice note"
+# What the sandbox serves for each kind of media a contact sends: (bytes, MIME type, file name).
+SAMPLE_MEDIA = {
+    "image": (PHOTO_PNG, "image/png", "photo.png"),
+    "audio": (VOICE_OGG, "audio/ogg", "voice.ogg"),
+    "document": (INVOICE_PDF, "application/pdf", "invoice.pdf"),
+}
+
+
+def media_bytes(message: Message) -> tuple[bytes, str]:
+    content, mime_type, _ = SAMPLE_MEDIA.get(message.type, SAMPLE_MEDIA["image"])
+    return content, mime_type
+
+
+def contact_media_receive(*, number: PhoneNumber, contact: str, name: str, kind: str, caption: str = "",
+                          transcript: str = "") -> Message:
+    """A voice note (with Kapso's transcript or without) or a PDF, by Meta media id (no media_url)."""
+    data, mime_type, filename = SAMPLE_MEDIA[kind]
+    content = {"id": str(random.randint(10**15, 10**16 - 1)), "mime_type": mime_type,
+               "sha256": hashlib.sha256(data).hexdigest()}
+    if kind == "document":
+        content["filename"] = filename
+    if caption and kind != "audio":
+        content["caption"] = caption
+    if transcript:
+        content["kapso_transcript"] = transcript  # goes out as message.kapso.transcript.text
+    label = {"audio": "[Audio attached] (voice.ogg)", "document": "[Document: invoice.pdf]"}[kind]
+    return contact_message_receive(number=number, contact=contact, name=name, kind=kind, content=content,
+                                   text=f"{label}{' Transcript: ' + transcript if transcript else ''}")
+
+
+def contact_taps(*, number: PhoneNumber, contact: str, name: str, list_reply: bool) -> Message:
+    """The contact taps a reply button (or picks a list row) of the business's last message."""
+    last = (Message.objects.filter(phone_number=number, conversation__contact_phone=contact, direction="outbound")
+            .order_by("-id").first())
+    if list_reply:
+        content = {"type": "list_reply", "list_reply": {"id": "row_express", "title": "Express Shipping",
+                                                        "description": "1-2 business days"}}
+    else:
+        content = {"type": "button_reply", "button_reply": {"id": "btn_yes", "title": "Yes"}}
+    title = content[content["type"]]["title"]
+    return contact_message_receive(number=number, contact=contact, name=name, kind="interactive", content=content,
+                                   text=title, context_id=last.wamid if last else "")
+
+
+def contact_quotes(*, number: PhoneNumber, contact: str, name: str, text: str) -> Message | None:
+    """The contact answers quoting the business's last message (`message.context.id`)."""
+    last = (Message.objects.filter(phone_number=number, conversation__contact_phone=contact, direction="outbound")
+            .order_by("-id").first())
+    if last is None:
+        return None
+    return contact_message_receive(number=number, contact=contact, name=name, text=text, context_id=last.wamid)
+
+
+# The business account's approved templates (GET /{waba_id}/message_templates).
+DEMO_TEMPLATES = [
+    {"id": "1627019861106475", "name": "order_update", "language": "en_US", "status": "APPROVED",
+     "category": "UTILITY", "parameter_format": "POSITIONAL",
+     "components": [{"type": "BODY", "text": "Hi {{1}}, your order {{2}} has shipped."}]},
+    {"id": "1627019861106476", "name": "follow_up", "language": "en_US", "status": "APPROVED",
+     "category": "MARKETING", "parameter_format": "NAMED",
+     "components": [{"type": "BODY", "text": "Hi {{first_name}}, can we help with anything else?"}]},
+]
+
+
 def contact_photo_receive(*, number: PhoneNumber, contact: str, name: str, caption: str = "") -> Message:
     """A photo whose webhook carries only Meta's media id, no `kapso.media_url` (Kapso's copy is not
     always there): the receiver must look the id up (`GET /{media_id}?phone_number_id=`) and fetch

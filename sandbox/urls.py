@@ -33,6 +33,7 @@ meta = [
     path("media_download", api.media_download),
     re_path(rf"^{VERSION}/(?P<phone_number_id>\d+)$", api.meta_phone_number),
     re_path(rf"^{VERSION}/(?P<phone_number_id>\d+)/messages$", api.meta_messages),
+    re_path(rf"^{VERSION}/(?P<business_account_id>\d+)/message_templates$", api.meta_templates),
     re_path(rf"^{VERSION}/(?P<phone_number_id>\d+)/messages/(?P<message_id>[^/]+)$", api.meta_message),
     re_path(r"^(?P<rest>.*)$", api.not_implemented, {"surface": "meta"}),
 ]

@@ -306,10 +306,17 @@ def test_platform_history_uses_the_data_envelope_and_cursor_paging(api, number):
 
 
 def test_what_the_sandbox_does_not_implement_answers_501_with_a_hint(api, number):
-    response = api("GET", f"{META}/{number.business_account_id}/message_templates")
+    response = api("GET", f"{META}/{number.business_account_id}/flows")
 
     assert response.status_code == 501
     assert response.json()["error"] == "not_implemented"
+
+
+def test_it_lists_the_business_accounts_templates(api, number):
+    response = api("GET", f"{META}/{number.business_account_id}/message_templates")
+
+    assert response.status_code == 200
+    assert [t["name"] for t in response.json()["data"]] == ["order_update", "follow_up"]
 
 
 def test_deleting_a_number_answers_204(api, number):
