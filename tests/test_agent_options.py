@@ -74,3 +74,57 @@ def test_the_reset_command_answers_what_follows_it_in_the_same_burst_afresh(conn
     assert "Hi again" in replies[1].text and "I am Ana" not in replies[1].text
     reset = Message.objects.get(wamid="wamid.2")
     assert ThreadMemory.objects.get(thread=reset.thread).context_starts_at == reset.created_at
+
+
+# --- Memory beyond the window ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def openai(settings, agent):
+    from tests.fakes.model_servers import OpenAIServer
+
+    with OpenAIServer() as server:
+        settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY = server.url + "/v1", "sk-test"
+        agent.model_provider, agent.model_name, agent.tools = "openai", "gpt-test", []
+        agent.save()
+        yield server
+
+
+def test_what_falls_out_of_the_window_is_summarised_and_given_to_the_model(connection, agent, openai):
+    from apps.agents.runtime import EARLIER_SUMMARY, SUMMARY_INSTRUCTIONS
+    from apps.agents.tasks import memory_refresh
+
+    agent.history_window = 2
+    agent.save()
+    openai.reply_text("Hello Ana.")
+    run_turn(str(receive(connection, "I am Ana and I ordered a lamp", wamid="wamid.m1")))
+    openai.reply_text("Noted.")
+    run_turn(str(receive(connection, "It is blue", wamid="wamid.m2")))
+    thread = Message.objects.get(wamid="wamid.m1").thread
+
+    openai.reply_text("Ana ordered a blue lamp.")
+    memory_refresh(str(thread.pk))
+    openai.reply_text("Your blue lamp ships Monday.")
+    run_turn(str(receive(connection, "When does it ship?", wamid="wamid.m3")))
+
+    summary_request = openai.requests[2].body["messages"]
+    assert summary_request[0] == {"role": "system", "content": SUMMARY_INSTRUCTIONS}
+    assert "Customer: I am Ana and I ordered a lamp" in summary_request[1]["content"]
+    assert ThreadMemory.objects.get(thread=thread).summary == "Ana ordered a blue lamp."
+    system = openai.requests[3].body["messages"][0]["content"]
+    assert f"{EARLIER_SUMMARY}\nAna ordered a blue lamp." in system
+    run_turn(str(receive(connection, "/reset", wamid="wamid.m4")))
+    assert ThreadMemory.objects.get(thread=thread).summary == ""  # the reset clears it
+
+
+def test_messages_older_than_history_ttl_hours_stay_out_of_the_history(connection, agent, openai):
+    agent.history_ttl_hours = 1
+    agent.save()
+    openai.reply_text("Hi.")
+    run_turn(str(receive(connection, "An old message", wamid="wamid.t1")))
+    Message.objects.filter(thread__connection=connection).update(created_at=timezone.now() - timedelta(hours=2))
+    openai.reply_text("Hello again.")
+
+    run_turn(str(receive(connection, "A new one", wamid="wamid.t2")))
+
+    assert [m["content"] for m in openai.requests[1].body["messages"][1:]] == ["A new one"]

@@ -13,7 +13,7 @@ AGENT_FIELDS = {
     "max_steps", "allowed_numbers", "acknowledgement_text", "typing_indicator", "reset_command", "mode",
     "fallback_model", "max_input_chars", "turn_timeout_seconds", "debounce_seconds", "knowledge_auto",
     "pii_redaction", "pii_patterns",
-    "model_accepts_images", "vision_model", "reply_threading",
+    "model_accepts_images", "vision_model", "reply_threading", "history_ttl_hours",
 }
 
 

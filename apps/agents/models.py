@@ -61,6 +61,8 @@ class Agent(OrgOwnedModel):
     # (input) and in what the agent sends (output); see redaction.py.
     pii_redaction = models.JSONField(default=pii_redaction_default, blank=True)
     pii_patterns = models.JSONField(default=list, blank=True)  # [{"name", "pattern"}]: the agent's own kinds
+    # Messages older than this stay out of the model's history (and its summary); empty = no limit.
+    history_ttl_hours = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["org", "slug"], name="agent_unique_slug")]
@@ -130,6 +132,13 @@ class AgentRun(OrgOwnedModel):
             models.Index(fields=["org", "created_at"], name="run_org_time"),  # the month's usage
         ]
 
+    @property
+    def answered_by_backup(self) -> bool:
+        """The agent's fallback_model answered, not its own model (select_related("agent") first)."""
+        model, agent = self.model or {}, self.agent
+        return bool(model.get("name")) and agent is not None and (
+            (agent.model_provider, agent.model_name) != (model.get("provider"), model["name"]))
+
 
 class ToolCall(OrgOwnedModel):
     run = models.ForeignKey(AgentRun, on_delete=models.CASCADE, related_name="tool_calls")
@@ -150,3 +159,6 @@ class ThreadMemory(OrgOwnedModel):
 
     thread = models.OneToOneField("conversations.Thread", on_delete=models.CASCADE, related_name="memory")
     context_starts_at = models.DateTimeField(null=True, blank=True)  # messages before it are not in the model's history
+    # The agent's model's summary of the messages up to `summary_until` that fell out of the window.
+    summary = models.TextField(blank=True, default="")
+    summary_until = models.DateTimeField(null=True, blank=True)

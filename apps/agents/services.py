@@ -113,6 +113,7 @@ class TurnOutcome:
     own_key: bool = False  # answered on the organization's own provider key
     redactions: dict = field(default_factory=dict)  # {"input"/"output": {kind: count}}
     reply_original: str = ""  # the reply before output redaction, kept for operators
+    history_full: bool = False  # the history window was full: older messages need summarising
 
 
 def turn_limits_check(*, run: AgentRun, agent: Agent, thread: Thread) -> TurnOutcome | None:
@@ -171,7 +172,15 @@ def run_finish(*, run: AgentRun, outcome: TurnOutcome) -> bool:
                 reply_to=outcome.reply_to)
         transaction.on_commit(lambda: run_enqueue_next(thread_id=thread.pk))
         transaction.on_commit(lambda: _count_turn(run, status, outcome))
+        if outcome.history_full:
+            transaction.on_commit(lambda: _enqueue_memory_refresh(thread.pk))
     return True
+
+
+def _enqueue_memory_refresh(thread_id) -> None:
+    from .tasks import memory_refresh
+
+    enqueue(memory_refresh, str(thread_id))
 
 
 def _count_turn(run: AgentRun, status: str, outcome: TurnOutcome) -> None:
@@ -269,6 +278,7 @@ def _run_give_up(run: AgentRun) -> None:
 COMPLETE_MESSAGE_CHARS = 100
 # A burst is answered at the latest this many times debounce_seconds after its first message.
 DEBOUNCE_CAP_FACTOR = 3
+MEMORY_BATCH = 200  # messages summarised in one go, at most
 RESET_CONFIRMATION = "Starting fresh: I have set our earlier conversation aside."
 REFUSAL_EVERY = timedelta(days=1)
 
@@ -333,7 +343,36 @@ def reset_requested(*, agent: Agent, messages) -> datetime | None:
 
 def thread_context_reset(*, thread: Thread, at: datetime) -> None:
     """The model's context of this thread starts after `at`: earlier messages stay for operators."""
-    ThreadMemory.objects.update_or_create(thread=thread, defaults={"org_id": thread.org_id, "context_starts_at": at})
+    ThreadMemory.objects.update_or_create(thread=thread, defaults={
+        "org_id": thread.org_id, "context_starts_at": at, "summary": "", "summary_until": None})
+
+
+def context_start(*, agent: Agent, memory: ThreadMemory) -> datetime | None:
+    """Where the model's view of the thread starts: the last reset, or history_ttl_hours ago."""
+    starts = [memory.context_starts_at] if memory.context_starts_at else []
+    if agent.history_ttl_hours:
+        starts.append(timezone.now() - timedelta(hours=agent.history_ttl_hours))
+    return max(starts, default=None)
+
+
+def memory_to_summarise(*, agent: Agent, thread: Thread) -> tuple[ThreadMemory, list[Message]]:
+    """The thread's memory and the messages that fell out of the history window since its summary
+    (oldest first; empty when there is nothing new to summarise)."""
+    memory = thread_memory(thread=thread)
+    starts = [t for t in (context_start(agent=agent, memory=memory), memory.summary_until) if t]
+    qs = Message.objects.filter(thread=thread, **({"created_at__gt": max(starts)} if starts else {})).exclude(
+        raw__has_key=NOTICE_KEY).exclude(direction="outbound", status="failed").order_by("-created_at", "-id")
+    return memory, list(reversed(qs[agent.history_window : agent.history_window + MEMORY_BATCH]))
+
+
+def memory_save(*, memory: ThreadMemory, summary: str, until: datetime) -> None:
+    """Keep the new summary, unless a reset came meanwhile (its summary was cleared on purpose)."""
+    with transaction.atomic():
+        current = ThreadMemory.objects.select_for_update().filter(thread_id=memory.thread_id).first()
+        if current is not None and current.context_starts_at != memory.context_starts_at:
+            return
+        ThreadMemory.objects.update_or_create(thread_id=memory.thread_id, defaults={
+            "org_id": memory.org_id, "summary": summary[:8000], "summary_until": until})
 
 
 def turn_begin(*, run: AgentRun, agent: Agent, thread: Thread) -> None:
@@ -360,7 +399,7 @@ AGENT_EDITABLE_FIELDS = (
     "reset_command", "mode", "fallback_model", "max_input_chars", "turn_timeout_seconds", "debounce_seconds",
     "knowledge_auto",
     "pii_redaction", "pii_patterns",
-    "model_accepts_images", "vision_model", "reply_threading",
+    "model_accepts_images", "vision_model", "reply_threading", "history_ttl_hours",
 )
 MIN_TURN_TIMEOUT_SECONDS = 5
 MAX_DEBOUNCE_SECONDS = 15

@@ -83,3 +83,21 @@ def sweep_runs() -> None:
 def sweep_give_back() -> None:
     """Beat: hand back to the agent the threads people left without a reply for too long."""
     services.threads_resume_due()
+
+
+@shared_task(ignore_result=True)
+def memory_refresh(thread_id: str) -> None:
+    """After a turn whose history window was full: summarise what fell out of it (runtime)."""
+    from apps.conversations.models import Thread
+
+    from . import llm
+    from .runtime import memory_summarise
+
+    thread = Thread.objects.select_related("connection__agent").filter(pk=thread_id).first()
+    agent = thread.connection.agent if thread is not None else None
+    if agent is None:
+        return
+    try:
+        memory_summarise(agent=agent, thread=thread)
+    except llm.ModelError as error:  # the next full turn tries again; the turns go on meanwhile
+        logger.warning("could not summarise thread %s: %s", thread_id, error)

@@ -149,6 +149,7 @@ class AgentSerializer(StrictSerializer):
     # The model for turns with images when the agent's own takes none; null for none.
     vision_model = VisionModelSerializer(required=False, allow_null=True)
     reply_threading = serializers.ChoiceField(choices=ReplyThreading.values, required=False)
+    history_ttl_hours = serializers.IntegerField(min_value=1, max_value=24 * 365, required=False, allow_null=True)
     created_at = serializers.DateTimeField(read_only=True)
 
     def validate_tools(self, tools: list[str]) -> list[str]:

@@ -136,6 +136,11 @@ class AgentForm(forms.Form):
     )
     max_steps = forms.IntegerField(min_value=1, max_value=20, label="Tool steps per answer",
                                    help_text="How many times the agent may use its tools before it must answer.")
+    history_ttl_hours = forms.IntegerField(
+        required=False, min_value=1, max_value=24 * 365, label="Forget messages older than (hours)",
+        help_text="Older messages stay in the inbox but the agent no longer reads them. Empty keeps them. When a "
+                  "conversation outgrows the messages remembered, the agent keeps a short summary of the rest.",
+    )
     max_input_chars = forms.IntegerField(
         required=False, min_value=1, label="Longest message read (characters)",
         help_text="Longer messages are cut, and the agent is told so. Empty reads everything.",

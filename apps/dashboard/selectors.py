@@ -67,7 +67,9 @@ def _finished_runs(thread: Thread):
 def _merge(messages, runs) -> list[StreamItem]:
     items = [StreamItem("message", m, m.created_at) for m in messages]
     # A plain successful turn is already visible as its reply; show a card only when there is more
-    # to see: the tools it used, the knowledge it was given, or that it failed or did not answer.
+    # to see: the tools it used, the knowledge it was given, personal data it hid, a backup model
+    # that answered, or that it failed or did not answer.
     items += [StreamItem("run", r, r.finished_at) for r in runs
-              if r.status != RunStatus.SUCCEEDED or r.tool_calls.all() or r.passages]
+              if r.status != RunStatus.SUCCEEDED or r.tool_calls.all() or r.passages or r.redactions
+              or r.answered_by_backup]
     return sorted(items, key=lambda item: (item.key, item.kind != "run"))

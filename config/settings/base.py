@@ -357,6 +357,7 @@ CELERY_TASK_QUEUES = [Queue("default"), Queue("agents")]
 # Agent turns (seconds of model I/O) run on their own thread-pool worker; everything else is short.
 CELERY_TASK_ROUTES = {
     "apps.agents.tasks.run_turn": {"queue": "agents"},
+    "apps.agents.tasks.memory_refresh": {"queue": "agents"},  # a model call, seconds long
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

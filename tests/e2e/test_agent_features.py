@@ -10,7 +10,7 @@ import time
 import pytest
 from django.conf import settings
 
-from apps.agents.models import AgentRun
+from apps.agents.models import AgentRun, ThreadMemory
 from apps.conversations.models import Message
 from tests.e2e.conftest import (
     PHONE_NUMBER_ID,
@@ -283,3 +283,22 @@ def test_redaction_keeps_a_card_number_out_of_the_model_request_and_the_reply(sh
     assert reply.raw["original_text"] == "Thanks! Our billing desk is on +1 415 555 2671."
     run = AgentRun.objects.get()
     assert run.redactions == {"input": {"CARD": 1, "EMAIL": 1}, "output": {"PHONE": 1}}
+
+
+def test_older_messages_are_summarised_in_the_background_and_given_to_the_model(shop, stack, kapso, model):
+    _, agent, _ = shop
+    use_model(agent, history_window=2)
+    summary_asked = lambda: [r for r in model.requests if "Summarise" in r.body["messages"][0]["content"]]  # noqa: E731
+
+    for count, text in enumerate(["I am Ana", "I ordered a blue lamp", "Any news?"], start=1):
+        say(stack, text)
+        wait_until(lambda count=count: len(sends(kapso)) == count, 30, what=f"answer {count}")
+    wait_until(summary_asked, 30, what="the summary request")
+    wait_until(lambda: ThreadMemory.objects.exclude(summary="").exists(), 30, what="the summary to be kept")
+    say(stack, "So?")
+    wait_until(lambda: len(sends(kapso)) == 4, 30, what="the answer with the summary")
+
+    assert "I am Ana" in summary_asked()[0].body["messages"][1]["content"]
+    last = [r for r in model.requests if r not in summary_asked()][-1]
+    assert "Summary of the earlier conversation" in last.body["messages"][0]["content"]
+    assert "I am Ana" not in [m["content"] for m in last.body["messages"][1:]]

@@ -212,7 +212,4 @@ def run_model_words(run) -> str:
     if not model.get("name"):
         return ""
     words = f"Answered by {model.get('provider')} · {model['name']}"
-    agent = run.agent
-    if agent is not None and (agent.model_provider, agent.model_name) != (model.get("provider"), model["name"]):
-        words += " (the backup model: the main one failed)"
-    return words
+    return words + " (the backup model: the main one failed)" if run.answered_by_backup else words
