@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
@@ -29,7 +30,10 @@ def contacts_filtered(*, org, q: str = "", attribute: str = "", value: str = "")
 
 def attribute_condition(attribute: str, value: str) -> Q:
     """Contacts whose attribute equals `value` as typed (compared as text, so "true" and "42" work);
-    with no value, those that have the attribute at all."""
+    with no value, those that have the attribute at all. A name that cannot be an attribute matches
+    nothing (and is never read as a lookup path: "a__contains")."""
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", attribute) or "__" in attribute:
+        return Q(pk__in=[])
     if value == "":
         return Q(attributes__has_key=attribute)
     if value.lower() in ("true", "false"):

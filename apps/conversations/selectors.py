@@ -99,7 +99,7 @@ INBOX_STATES = ("unanswered", "human", "agent", "open")
 def inbox_threads(
     *, org, q: str = "", connection_id=None, environment: str = "", state: str = "",
     cursor: str = "", limit: int = INBOX_PAGE_SIZE, assigned: str = "", user=None, label: str = "",
-    needs_person: bool | None = None, contact_filter: Q | None = None,
+    needs_person: bool | None = None, attribute: str = "", value: str = "",
 ) -> tuple[list[Thread], str | None]:
     """A page of the org's WhatsApp threads, newest activity first, each with `last_message`;
     and the cursor of the next page. Keyset pagination: no COUNT over a large table, and every
@@ -107,8 +107,8 @@ def inbox_threads(
     asking for unanswered threads, see _page).
 
     `assigned` is "me" (assigned to `user`) or "none" (human threads nobody took); `needs_person`
-    True/False keeps only the threads that wait for a person / the others; `contact_filter` is a
-    condition on the thread's contact record (apps.contacts), e.g. an attribute value."""
+    True/False keeps only the threads that wait for a person / the others; `attribute` and `value`
+    keep the threads whose contact record has that attribute value (apps.contacts)."""
     last = Message.objects.filter(thread=OuterRef("pk")).order_by("-created_at", "-id")
     base = Thread.objects.on_whatsapp().filter(org=org)
     if assigned == "me" and user is not None:
@@ -119,8 +119,10 @@ def inbox_threads(
         base = base.filter(labels__contains=[label])
     if needs_person is not None:
         base = base.filter(needs_person_since__isnull=not needs_person)
-    if contact_filter is not None:
-        base = base.filter(contact_filter)
+    if attribute:
+        from apps.contacts.selectors import threads_with_contact_attribute
+
+        base = base.filter(threads_with_contact_attribute(org=org, attribute=attribute, value=value))
     if connection_id:
         base = base.filter(connection_id=connection_id)
     if environment:

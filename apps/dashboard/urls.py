@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, reverse_lazy
 
 from .forms import EmailAuthenticationForm
-from .views import account, agents, connections, inbox, knowledge, ops
+from .views import account, agents, connections, inbox, knowledge, ops, team
 
 auth_patterns = [
     path(
@@ -40,9 +40,16 @@ org_patterns = [
     path("threads/<str:thread_id>/erase/", inbox.thread_erase, name="thread-erase"),
     path("threads/<str:thread_id>/take-over/", inbox.thread_take_over, name="thread-take-over"),
     path("threads/<str:thread_id>/hand-back/", inbox.thread_hand_back, name="thread-hand-back"),
+    path("threads/<str:thread_id>/assign/", inbox.thread_assign, name="thread-assign"),
+    path("threads/<str:thread_id>/labels/", inbox.thread_labels, name="thread-labels"),
+    path("threads/<str:thread_id>/notes/", inbox.thread_note, name="thread-note"),
+    path("threads/<str:thread_id>/contact/", inbox.thread_contact, name="thread-contact"),
     path("threads/<str:thread_id>/media/<str:message_id>/", inbox.message_media, name="message-media"),
     path("threads/<str:thread_id>/template/", inbox.thread_template_form, name="thread-template-form"),
     path("threads/<str:thread_id>/template/send/", inbox.thread_template_send, name="thread-template-send"),
+    path("ready-answers/", team.canned_replies, name="canned-replies"),
+    path("ready-answers/<str:reply_id>/delete/", team.canned_reply_delete, name="canned-reply-delete"),
+    path("contacts/export.csv", team.contacts_export, name="contacts-export"),
     # Connections
     path("connections/", connections.connection_list, name="connections"),
     path("connections/connect/", connections.connection_connect, name="connection-connect"),

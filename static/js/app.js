@@ -83,8 +83,53 @@
     form.querySelectorAll("textarea").forEach(function (t) { autogrow(t); t.focus(); });
   });
 
+  // Canned replies: "/" at the start of the reply box lists the organization's ready answers;
+  // Enter or Tab (or a click) puts the first match, or the clicked one, in the box.
+  function cannedMatches(field) {
+    var data = document.getElementById(field.getAttribute("data-canned"));
+    var typed = /^\/([\w-]*)$/.exec(field.value);
+    if (!data || !typed) { return []; }
+    return JSON.parse(data.textContent).filter(function (c) { return c.shortcut.indexOf(typed[1].toLowerCase()) === 0; });
+  }
+  function cannedShow(field) {
+    var list = document.getElementById("canned-list");
+    if (!list) { return; }
+    var matches = cannedMatches(field);
+    list.innerHTML = "";
+    matches.forEach(function (c) {
+      var item = document.createElement("li");
+      var button = document.createElement("button");
+      button.type = "button";
+      button.setAttribute("data-canned-text", c.text);
+      var name = document.createElement("strong");
+      name.textContent = "/" + c.shortcut + " ";
+      button.appendChild(name);
+      button.appendChild(document.createTextNode(c.text.length > 90 ? c.text.slice(0, 90) + "…" : c.text));
+      item.appendChild(button);
+      list.appendChild(item);
+    });
+    list.hidden = matches.length === 0;
+  }
+  function cannedUse(field, text) {
+    field.value = text;
+    field.focus();
+    field.dispatchEvent(new Event("input", { bubbles: true }));
+  }
+  document.addEventListener("input", function (event) {
+    if (event.target.matches && event.target.matches("textarea[data-canned]")) { cannedShow(event.target); }
+  });
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest ? event.target.closest("[data-canned-text]") : null;
+    var field = document.querySelector("textarea[data-canned]");
+    if (button && field) { cannedUse(field, button.getAttribute("data-canned-text")); }
+  });
+
   document.addEventListener("keydown", function (event) {
     var target = event.target;
+    if (target.matches && target.matches("textarea[data-canned]") && (event.key === "Enter" || event.key === "Tab")) {
+      var matches = cannedMatches(target);
+      if (matches.length) { event.preventDefault(); cannedUse(target, matches[0].text); return; }
+    }
     if (!target.matches || !target.matches("textarea[data-enter-sends]")) { return; }
     var touch = window.matchMedia && window.matchMedia("(pointer: coarse)").matches;
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing && (!touch || event.ctrlKey || event.metaKey)) {

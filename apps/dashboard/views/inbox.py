@@ -3,19 +3,22 @@
 from datetime import timedelta
 
 from django.contrib import messages
-from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.db import transaction
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.agents import services as agent_services
-from apps.conversations import media, privacy
+from apps.contacts import services as contact_services
+from apps.contacts.selectors import attributes_of, contact_for_thread
+from apps.conversations import media, privacy, team
 from apps.conversations import selectors as conversations
 from apps.conversations import services as conversation_services
-from apps.conversations.models import Handoff, Message, Thread
+from apps.conversations.models import CannedReply, Handoff, Message, Note, Thread
 from apps.core.dates import parse_time
 from apps.orgs.access import get_for_org_or_404
-from apps.orgs.models import Role
+from apps.orgs.models import Membership, Role
 from apps.whatsapp.models import NUMBER_ENVIRONMENTS, WhatsAppConnection
 from apps.whatsapp.templates import approved_templates, template_preview, template_variables
 
@@ -66,6 +69,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
     context["connections"] = list(WhatsAppConnection.objects.numbers().filter(org=request.org)
                                   .order_by("display_phone_number"))
     context["labels"] = conversations.labels_in_use(org=request.org)
+    context["attributes"] = attributes_of(org=request.org)
     return render(request, "dashboard/inbox.html", context)
 
 
@@ -94,6 +98,8 @@ def _inbox_filters(request: HttpRequest) -> dict:
         "state": state if state in conversations.INBOX_STATES else "",
         "assigned": assigned if assigned in dict(ASSIGNED_CHOICES) else "",
         "label": request.GET.get("label", "").strip()[:40],
+        "attribute": request.GET.get("attribute", "").strip()[:40],
+        "value": request.GET.get("value", "").strip()[:100],
     }
 
 
@@ -101,7 +107,7 @@ def _query(filters: dict) -> str:
     from urllib.parse import urlencode
 
     names = {"q": "q", "connection_id": "connection", "environment": "environment", "state": "state",
-             "assigned": "assigned", "label": "label"}
+             "assigned": "assigned", "label": "label", "attribute": "attribute", "value": "value"}
     return urlencode({names[k]: v for k, v in filters.items() if v})
 
 
@@ -112,8 +118,23 @@ def thread(request: HttpRequest, thread_id: str) -> HttpResponse:
     before = parse_time(request.GET.get("before", "").replace(" ", "+"))
     items, earlier = selectors.thread_stream(thread=thread, before=before)
     context = {"thread": thread, "items": items, "earlier": earlier, "form": ReplyForm(),
-               "since": (timezone.now() - timedelta(seconds=15)).isoformat(), **_thread_state(thread)}
+               "since": (timezone.now() - timedelta(seconds=15)).isoformat(), **_thread_state(thread),
+               **_team_context(request, thread)}
     return render(request, "dashboard/thread.html", context)
+
+
+def _team_context(request: HttpRequest, thread: Thread) -> dict:
+    """The side panel: who has it, its labels, the notes, the contact's record, the canned replies."""
+    contact = contact_for_thread(thread=thread)
+    attributes = attributes_of(org=request.org)
+    return {
+        "members": Membership.objects.filter(org=request.org).select_related("user").order_by("user__email"),
+        "notes": Note.objects.filter(thread=thread).select_related("author").order_by("created_at")[:100],
+        "contact": contact,
+        "contact_fields": [(a, (contact.attributes.get(a.name, "") if contact else "")) for a in attributes],
+        "canned": list(CannedReply.objects.filter(org=request.org).values("shortcut", "text")),
+        "stale": conversations.thread_is_stale(thread=thread),
+    }
 
 
 def _thread_state(thread: Thread) -> dict:
@@ -293,3 +314,64 @@ def thread_template_send(request: HttpRequest, thread_id: str) -> HttpResponse:
             messages.error(request, error)
         return redirect("thread", org_slug=request.org.slug, thread_id=thread.pk)
     return stream_response(request, items, error=error, sent=not error)
+
+
+# --- Team work on a thread ---------------------------------------------------------------------
+
+
+@require_POST
+@org_view()
+def thread_assign(request: HttpRequest, thread_id: str) -> HttpResponse:
+    thread = _thread(request, thread_id)
+    user_id = request.POST.get("user", "")
+    member = None
+    if user_id:
+        membership = Membership.objects.filter(org=request.org, user_id=user_id if user_id.isdigit() else None)
+        member = membership.select_related("user").first()
+        if member is None:
+            messages.error(request, "That person is not a member of this organization.")
+            return redirect("thread", org_slug=request.org.slug, thread_id=thread.pk)
+    team.thread_assign(thread=thread, user=member.user if member else None)
+    return redirect("thread", org_slug=request.org.slug, thread_id=thread.pk)
+
+
+@require_POST
+@org_view()
+def thread_labels(request: HttpRequest, thread_id: str) -> HttpResponse:
+    thread = _thread(request, thread_id)
+    try:
+        team.thread_labels_set(thread=thread, labels=request.POST.get("labels", "").replace(",", " ").split())
+    except team.TeamInvalid as invalid:
+        messages.error(request, str(invalid))
+    return redirect("thread", org_slug=request.org.slug, thread_id=thread.pk)
+
+
+@require_POST
+@org_view()
+def thread_note(request: HttpRequest, thread_id: str) -> HttpResponse:
+    thread = _thread(request, thread_id)
+    try:
+        team.note_add(thread=thread, author=request.user, text=request.POST.get("text", ""))
+    except team.TeamInvalid as invalid:
+        messages.error(request, str(invalid))
+    return redirect("thread", org_slug=request.org.slug, thread_id=thread.pk)
+
+
+@require_POST
+@org_view()
+def thread_contact(request: HttpRequest, thread_id: str) -> HttpResponse:
+    """The contact's record beside the thread: name and attributes, as the operator typed them."""
+    thread = _thread(request, thread_id)
+    contact = contact_for_thread(thread=thread)
+    if contact is None:
+        raise Http404
+    values = {a.name: request.POST.get(f"attr-{a.name}", "").strip() for a in attributes_of(org=request.org)}
+    try:
+        with transaction.atomic():
+            contact_services.contact_update(contact=contact, name=request.POST.get("name", contact.name),
+                                            attributes={k: (v if v != "" else None) for k, v in values.items()})
+    except contact_services.ContactInvalid as invalid:
+        messages.error(request, str(invalid))
+    else:
+        messages.success(request, "The contact's record is saved.")
+    return redirect("thread", org_slug=request.org.slug, thread_id=thread.pk)
