@@ -39,12 +39,13 @@ def test_an_impossible_before_is_a_clear_tool_error(connection, agent, value):
         tool_run("whatsapp.getConversation", {"before": value}, context)
 
 
-def test_deeply_nested_json_in_an_api_body_is_a_400_and_changes_nothing(api, org):
+def test_deeply_nested_json_in_an_api_body_is_a_400_and_changes_nothing(api, org, agent):
     body = "[" * 100_000 + "]" * 100_000
 
-    response = api.generic("POST", "/api/v1/agents", body, content_type="application/json")
-
-    assert response.status_code == 400 and not Agent.objects.filter(org=org).exists()
+    for path in ("/api/v1/agents", f"/api/v1/agents/{agent.pk}/knowledge"):
+        response = api.generic("POST", path, body, content_type="application/json")
+        assert response.status_code == 400, (path, response.content)
+    assert list(Agent.objects.filter(org=org)) == [agent]
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
@@ -41,6 +41,7 @@ from apps.whatsapp.hours import HoursInvalid
 from apps.whatsapp.models import ConnectionStatus, MessageTemplate, WhatsAppConnection
 
 from . import serializers as s
+from .parsers import JsonParser
 from .schema import errors
 
 logger = logging.getLogger(__name__)
@@ -370,7 +371,7 @@ class ThreadMessagesApi(APIView):
 
 @extend_schema(parameters=[_AGENT_ID])
 class KnowledgeListApi(APIView):
-    parser_classes = [JSONParser, MultiPartParser]  # files come as multipart/form-data
+    parser_classes = [JsonParser, MultiPartParser]  # files come as multipart/form-data
     pagination_class = _PAGE  # tells the schema that GET answers a page
 
     @extend_schema(operation_id="agents_knowledge_list",
