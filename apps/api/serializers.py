@@ -10,6 +10,7 @@ from apps.agents.selectors import agent_list
 from apps.agents.services import MAX_DEBOUNCE_SECONDS, MIN_TURN_TIMEOUT_SECONDS
 from apps.agents.tools import TOOL_NAMES
 from apps.conversations.models import Handoff, Message, Thread
+from apps.kapso.payloads import E164_PATTERN
 from apps.orgs.models import Organization
 from apps.whatsapp.models import NUMBER_ENVIRONMENTS, ConnectionStatus, MessageTemplate, WhatsAppConnection
 from apps.whatsapp.templates import template_variables
@@ -73,7 +74,7 @@ class ModelSpecSerializer(StrictSerializer):
     max_tokens = serializers.IntegerField(min_value=1, max_value=MAX_POSITIVE_INT, required=False, allow_null=True)
 
 
-E164 = r"^\+[1-9][0-9]{5,14}$"
+E164 = rf"^{E164_PATTERN}$"
 E164_ERROR = 'Write each number in international format with a leading "+", like +15551234567.'
 
 

@@ -11,6 +11,7 @@ from apps.agents.llm import PROVIDERS
 from apps.agents.models import Agent, AgentMode
 from apps.agents.services import AGENT_EDITABLE_FIELDS, MAX_DEBOUNCE_SECONDS, MIN_TURN_TIMEOUT_SECONDS
 from apps.agents.tools import all_tools
+from apps.kapso.payloads import E164_PATTERN
 from apps.orgs.models import Role
 from apps.whatsapp.models import NUMBER_ENVIRONMENTS, Environment
 
@@ -245,7 +246,7 @@ def phone_lines(text: str) -> list[str]:
         number = re.sub(r"[\s().-]", "", raw)
         if not number:
             continue
-        if not re.fullmatch(r"\+[1-9][0-9]{5,14}", number):
+        if not re.fullmatch(E164_PATTERN, number):
             raise forms.ValidationError(
                 f"“{raw.strip()}” is not a phone number in international format. Write it with a leading + and the "
                 "country code, like +15551234567.")

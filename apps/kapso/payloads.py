@@ -60,6 +60,10 @@ def _depth(value: object) -> int:
     return deepest
 
 
+# A WhatsApp number in international (E.164) form, as operators must type it: "+", then 6 to 15 digits.
+E164_PATTERN = r"\+[1-9][0-9]{5,14}"
+
+
 def normalize_phone(value: object) -> str | None:
     """'+1 555-123-4567', '15551234567' → '+15551234567'; None when there are no digits."""
     if not isinstance(value, str | int):
