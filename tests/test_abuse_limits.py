@@ -101,6 +101,37 @@ def test_an_invitation_is_accepted_only_by_the_invited_account(client, admin, or
     assert Invitation.objects.get(org=org).accepted_at is None  # still usable by the invited person
 
 
+def test_ten_failed_acceptances_lock_that_invitation_from_that_address_even_when_right(client, admin, org):
+    for email in ("invited@example.com", "other@example.com"):
+        signed_in(client, admin).post(org_url("member-invite", org), {"email": email, "role": "operator"})
+    invited, other = (re.search(r"(/invite/\S+/)", m.body).group(1) for m in mail.outbox[-2:])
+    client.logout()
+
+    failures = [client.post(invited, {"name": "Ana", "password": "123"}, **ATTACKER) for _ in range(10)]
+    locked = client.post(invited, {"name": "Ana", "password": "a-long-good-passphrase-7"}, **ATTACKER)
+
+    assert [f.status_code for f in failures] == [200] * 10  # the form again, with the password's error
+    assert locked.status_code == 429 and not Membership.objects.filter(org=org, user__email="invited@example.com")
+    page = locked.content.decode()
+    assert "Too many attempts to use this invitation" in page and "try again at" in page and "UTC (in" in page
+    assert client.get(invited, **ATTACKER).status_code == 429  # the page says so before any form
+    # Another invitation from this address, and this one from another address, still work.
+    assert client.get(other, **ATTACKER).status_code == 200
+    joined = client.post(invited, {"name": "Ana", "password": "a-long-good-passphrase-7"}, **ELSEWHERE)
+    assert joined.status_code == 302 and Membership.objects.filter(org=org, user__email="invited@example.com")
+
+
+def test_a_wrong_account_trying_an_invitation_counts_as_a_failure_for_it(client, admin, org):
+    signed_in(client, admin).post(org_url("member-invite", org), {"email": "invited@example.com", "role": "operator"})
+    link = re.search(r"(/invite/\S+/)", mail.outbox[-1].body).group(1)
+    client.force_login(make_user(make_org(), email="intruder@example.com"))
+
+    answers = [client.post(link, **ATTACKER) for _ in range(11)]
+
+    assert [a.status_code for a in answers[:10]] == [302] * 10 and answers[10].status_code == 429
+    assert Invitation.objects.get(org=org).accepted_at is None
+
+
 # --- REST API ------------------------------------------------------------------------------------------
 
 

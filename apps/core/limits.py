@@ -2,7 +2,8 @@
 
 - Sign-in: django-axes (settings AXES_*): 10 failures for one account from one address lock that
   pair for 15 minutes; `lockout_response` tells the person so and until when.
-- Password-reset requests and invitation acceptance: django-ratelimit, per account and address.
+- Password-reset requests and invitation acceptance: django-ratelimit, per account and address
+  (unknown invitation links per address, as there is no account to key on).
 - REST API: DRF throttles (apps/api/throttles.py).
 - Webhooks: django-ratelimit counts failed signatures per address; `source_allowed` is the optional
   allow-list of networks.

@@ -40,32 +40,39 @@ def org_list(request: HttpRequest) -> HttpResponse:
 def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     """The one-time link from the invitation email. Signed in: join with this account. Not signed
     in: an existing account signs in first; a new person picks a name and a password."""
-    # Per address: guessing links, or hammering one with passwords, stops at ACCOUNT_ACTION_RATE.
-    limit = {"group": "invitation", "key": client_ip(request), "rate": settings.ACCOUNT_ACTION_RATE}
-    usage = limit_reached(request, **limit)
+    # Unknown links count per address (there is no account to key on yet): guessing stops at
+    # ACCOUNT_ACTION_RATE. Failures on a real invitation count per invited account and address,
+    # as sign-in does: ten in 15 minutes lock that pair, even for a correct attempt.
+    guesses = {"group": "invitation", "key": client_ip(request), "rate": settings.ACCOUNT_ACTION_RATE}
+    usage = limit_reached(request, **guesses)
     if usage:
-        locked = locked_message(usage, "attempts to use an invitation")
-        return render(request, "dashboard/invitation.html", {"locked": locked}, status=429)
+        return _invitation_locked(request, usage)
     invitation = members.invitation_for_token(token)
     if invitation is None:
-        limit_hit(request, **limit)
+        limit_hit(request, **guesses)
         return render(request, "dashboard/invitation.html", {"invalid": True}, status=404)
+    failures = {"group": "invitation-account", "key": f"{invitation.email.strip().lower()}|{client_ip(request)}",
+                "rate": settings.ACCOUNT_ACTION_RATE}
+    usage = limit_reached(request, **failures)
+    if usage:
+        return _invitation_locked(request, usage)
     from django.contrib.auth import get_user_model
 
     has_account = get_user_model().objects.filter(email__iexact=invitation.email).exists()
     form = None
     if request.user.is_authenticated:
         if request.method == "POST":
-            return _join(request, invitation, request.user)
+            return _join(request, invitation, request.user, failures)
     elif not has_account:
         form = JoinForm(request.POST or None, email=invitation.email)
         if request.method == "POST" and not form.is_valid():
-            limit_hit(request, **limit)
+            limit_hit(request, **failures)
         elif request.method == "POST":
             try:
                 user = members.invitation_accept_as_new_user(
                     invitation=invitation, name=form.cleaned_data["name"], password=form.cleaned_data["password"])
             except members.MemberChangeRefused as refused:
+                limit_hit(request, **failures)
                 messages.error(request, str(refused))
                 return redirect(request.path)
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
@@ -95,10 +102,16 @@ class PasswordResetView(auth_views.PasswordResetView):
         return super().form_valid(form)
 
 
-def _join(request: HttpRequest, invitation, user) -> HttpResponse:
+def _invitation_locked(request: HttpRequest, usage: dict) -> HttpResponse:
+    locked = locked_message(usage, "attempts to use this invitation")
+    return render(request, "dashboard/invitation.html", {"locked": locked}, status=429)
+
+
+def _join(request: HttpRequest, invitation, user, failures: dict) -> HttpResponse:
     try:
         members.invitation_accept(invitation=invitation, user=user)
     except members.MemberChangeRefused as refused:
+        limit_hit(request, **failures)
         messages.error(request, str(refused))
         return redirect("home")
     messages.success(request, f"You joined {invitation.org.name}.")
