@@ -94,6 +94,7 @@ org_patterns = [
     path("api-keys/<str:key_id>/revoke/", ops.api_key_revoke, name="api-key-revoke"),
     path("members/", ops.member_list, name="members"),
     path("members/invite/", ops.member_invite, name="member-invite"),
+    path("members/me/notifications/", ops.member_notifications, name="member-notifications"),
     path("members/<str:membership_id>/role/", ops.member_role, name="member-role"),
     path("members/<str:membership_id>/remove/", ops.member_remove, name="member-remove"),
     path("invitations/<str:invitation_id>/revoke/", ops.invitation_revoke, name="invitation-revoke"),
