@@ -197,11 +197,38 @@ def test_an_admin_sets_the_conversation_settings_of_an_agent(client, admin, org,
     assert "claude-haiku-4-5" in page and "+4915112345678" in page
 
 
+def test_an_admin_sets_how_the_agent_handles_photos_and_quotes(client, admin, org, agent):
+    edit = org_url("agent-edit", org, agent_id=agent.pk)
+    page = signed_in(client, admin).get(edit).content.decode()
+    for words in ("Photos customers send", "Can the model see photos?", "go to this model instead",
+                  "Quote the customer&#x27;s message", "Quote when answering an earlier message"):
+        assert words in page
+
+    response = client.post(edit, {**FORM, "model_accepts_images": "no", "vision_provider": "anthropic",
+                                  "vision_name": "claude-haiku-4-5", "reply_threading": "auto"})
+
+    assert response.status_code == 302
+    agent.refresh_from_db()
+    assert (agent.model_accepts_images, agent.vision_model, agent.reply_threading) == (
+        False, {"provider": "anthropic", "name": "claude-haiku-4-5"}, "auto")
+    page = client.get(edit).content.decode()
+    assert '<option value="no" selected>' in page and '<option value="auto" selected>' in page
+    assert 'value="claude-haiku-4-5"' in page
+
+    client.post(edit, {**FORM, "model_accepts_images": "", "vision_provider": "", "vision_name": "",
+                       "reply_threading": "always"})
+
+    agent.refresh_from_db()
+    assert (agent.model_accepts_images, agent.vision_model, agent.reply_threading) == (None, {}, "always")
+
+
 @pytest.mark.parametrize(("field", "value", "words"), [
     ("turn_timeout_seconds", "2", "greater than or equal to 5"),
     ("debounce_seconds", "30", "less than or equal to 15"),
     ("allowed_numbers", "call me", "is not a phone number"),
     ("fallback_provider", "openai", "Name the backup model"),
+    ("vision_provider", "openai", "Name the photo model"),
+    ("reply_threading", "sometimes", "Select a valid choice"),
 ])
 def test_bad_conversation_settings_are_explained_and_change_nothing(client, admin, org, agent, field, value, words):
     response = signed_in(client, admin).post(org_url("agent-edit", org, agent_id=agent.pk), {**FORM, field: value})

@@ -8,7 +8,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.utils.text import slugify
 
 from apps.agents.llm import PROVIDERS
-from apps.agents.models import Agent, AgentMode
+from apps.agents.models import Agent, AgentMode, ReplyThreading
 from apps.agents.services import AGENT_EDITABLE_FIELDS, MAX_DEBOUNCE_SECONDS, MIN_TURN_TIMEOUT_SECONDS
 from apps.agents.tools import all_tools
 from apps.kapso.payloads import E164_PATTERN
@@ -171,6 +171,28 @@ class AgentForm(forms.Form):
         help_text="Asked when the main model still fails after its retries (an outage at the provider).",
     )
     fallback_name = forms.CharField(required=False, max_length=100, label="Backup model")
+    # Photos customers send.
+    model_accepts_images = forms.TypedChoiceField(
+        required=False, label="Can the model see photos?", empty_value=None,
+        choices=[("", "As known for this model"), ("yes", "Yes"), ("no", "No")],
+        coerce=lambda value: {"yes": True, "no": False}.get(value),
+        help_text="“As known” says yes for models that read images, such as OpenAI's gpt-4o and gpt-4.1 and "
+                  "Anthropic's Claude models. Choose yes or no for a model we don't know.",
+    )
+    vision_provider = forms.ChoiceField(
+        required=False, label="Photo model provider",
+        choices=[("", "No photo model")] + [(p, PROVIDER_LABELS.get(p, p)) for p in PROVIDERS],
+        help_text="When the model above cannot see photos, messages with a photo go to this model instead. "
+                  "Without one, the agent only reads a short description of the photo (its caption and file name).",
+    )
+    vision_name = forms.CharField(required=False, max_length=100, label="Photo model",
+                                  help_text="For example gpt-4.1-mini or claude-haiku-4-5.")
+    reply_threading = forms.ChoiceField(
+        required=False, choices=ReplyThreading.choices, label="Quote the customer's message",
+        help_text="A quoted reply shows the customer's message above the answer on their phone. “When answering an "
+                  "earlier message” quotes only when the customer wrote again before the agent answered, so it is "
+                  "clear which message the answer is for.",
+    )
     allowed_numbers = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 2}), required=False, label="Other numbers the agent may reach",
         help_text="One per line, like +15551234567. Empty (recommended): the agent only reads and messages the "
@@ -199,6 +221,12 @@ class AgentForm(forms.Form):
         if provider and not name:
             self.add_error("fallback_name", "Name the backup model, or choose “No backup model”.")
         data["fallback_model"] = {"provider": provider, "name": name} if provider and name else None
+        provider, name = data.pop("vision_provider", ""), (data.pop("vision_name", "") or "").strip()
+        if provider and not name:
+            self.add_error("vision_name", "Name the photo model, or choose “No photo model”.")
+        data["vision_model"] = {"provider": provider, "name": name} if provider and name else {}
+        if not data.get("reply_threading"):
+            data.pop("reply_threading", None)  # not on the page that posted: the agent keeps its own
         data["pii_redaction"] = {"input": data.pop("pii_input", False), "output": data.pop("pii_output", False)}
         return data
 
@@ -219,6 +247,9 @@ class AgentForm(forms.Form):
         initial["allowed_numbers"] = "\n".join(agent.allowed_numbers or [])
         fallback = agent.fallback_model or {}
         initial.update(fallback_provider=fallback.get("provider", ""), fallback_name=fallback.get("name", ""))
+        vision = agent.vision_model or {}
+        initial.update(vision_provider=vision.get("provider", ""), vision_name=vision.get("name", ""),
+                       model_accepts_images={True: "yes", False: "no"}.get(agent.model_accepts_images, ""))
         pii = agent.pii_redaction or {}
         initial.update(pii_input=pii.get("input", False), pii_output=pii.get("output", False),
                        pii_patterns="\n".join(f"{p['name']}: {p['pattern']}" for p in agent.pii_patterns or []))
@@ -233,9 +264,10 @@ class AgentForm(forms.Form):
 
 
 # The editable fields (one list: agents.services.AGENT_EDITABLE_FIELDS) that the form shows as they
-# are; the other two are typed differently on the page (numbers one per line, the backup model as
-# provider + name).
-AGENT_FORM_FIELDS = tuple(name for name in AGENT_EDITABLE_FIELDS if name not in ("allowed_numbers", "fallback_model"))
+# are; the others are typed differently on the page (numbers one per line, the backup and photo
+# models as provider + name, whether the model sees photos as yes / no / as known).
+AGENT_FORM_FIELDS = tuple(name for name in AGENT_EDITABLE_FIELDS
+                          if name not in ("allowed_numbers", "fallback_model", "vision_model", "model_accepts_images"))
 NEW_AGENT_DEBOUNCE_SECONDS = 2
 
 
