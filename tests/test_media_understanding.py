@@ -256,3 +256,32 @@ def test_a_list_reply_reaches_the_model_as_the_chosen_row(connection, openai):
     assert last_user_content(openai.requests[0].body) == "[Tapped the list option “Express Shipping” (id: row_express)]"
     message = Message.objects.get(direction="inbound")
     assert message.text == "Express Shipping (1-2 business days)"  # what operators read
+
+
+def test_a_video_and_a_sticker_reach_the_model_as_descriptions(connection, kapso, openai):
+    """Even a model that takes images gets a video or a sticker as a description: its kind, file name
+    and caption. Both are kept in the media store for operators."""
+    video = media_payload("whatsapp.message.received__image", kapso, content=b"\x00\x00\x00\x18ftypmp42",
+                          content_type="video/mp4", filename="clip.mp4", type="video",
+                          video={"id": "777", "mime_type": "video/mp4", "caption": "It makes this noise"})
+    sticker = media_payload("whatsapp.message.received__image", kapso, content=b"RIFF\x00\x00\x00\x00WEBPVP8 ",
+                            content_type="image/webp", filename="sticker.webp", type="sticker",
+                            id="wamid.HBgLMTU1NTEyMzQ1NjcVAgASGBRTVElDS0VSMDAwMDAwMDAwMDAxAA==",
+                            sticker={"id": "778", "mime_type": "image/webp", "animated": False})
+    for payload in (video, sticker):
+        del payload["message"]["image"]
+        payload["message"]["kapso"]["message_type_data"] = {}
+        payload["message"]["timestamp"] = str(int(timezone.now().timestamp()))
+    recorded = inbound_messages_record(connection=connection, messages=[parse_inbound(video), parse_inbound(sticker)])
+    [(thread_id, (_, ids))] = recorded.items()
+    openai.reply_text("Thanks, I'll look at it.")
+
+    run_turn(str(services.run_request(org_id=connection.org_id, thread_id=thread_id, agent_id=connection.agent_id,
+                                      message_ids=ids)))
+
+    user = [m["content"] for m in openai.requests[0].body["messages"] if m["role"] == "user"]
+    assert all(isinstance(content, str) for content in user), user  # no image part for either
+    said = "\n".join(user)
+    assert "[Video: clip.mp4] It makes this noise" in said and "[Sticker: sticker.webp]" in said
+    assert list(Message.objects.filter(direction="inbound").values_list("type", "media_status")) == [
+        ("video", "stored"), ("sticker", "stored")]
