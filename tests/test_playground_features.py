@@ -4,6 +4,7 @@ the acknowledgement, the reset command, task mode, redaction and the fallback mo
 normal run on the agent's playground line, so these are the same code paths as on WhatsApp."""
 
 import pytest
+from django.utils import timezone
 
 from apps.agents import playground
 from apps.agents.models import AgentRun
@@ -75,3 +76,29 @@ def test_the_playground_resets_with_the_command_and_answers_alone_in_task_mode(o
     primary.reply_text("Noted.")
     say(agent, operator, "Second question")
     assert [m["content"] for m in primary.requests[2].body["messages"][1:]] == ["Second question"]
+
+
+def test_the_playground_shows_the_knowledge_passages_the_agent_was_given(client, org, operator, agent, models):
+    from apps.knowledge.services import source_create
+
+    primary, _ = models
+    agent.knowledge_auto = True
+    agent.save()
+    source_create(agent=agent, kind="faq", question="Do you offer refunds?", answer="Refunds are paid within 14 days.")
+    source_create(agent=agent, kind="faq", question="Where are you?", answer="Calle Mayor 1, Madrid.")
+    primary.reply_text("Within 14 days.")
+    signed_in(client, operator)
+    before = client.get(org_url("agent", org, agent_id=agent.pk)).content.decode()
+    since = timezone.now().isoformat()
+
+    say(agent, operator, "How do refunds work?")
+
+    assert "Refunds are paid within 14 days." in primary.requests[0].body["messages"][0]["content"]
+    live = client.get(org_url("playground-updates", org, agent_id=agent.pk), {"since": since}).content.decode()
+    page = client.get(org_url("agent", org, agent_id=agent.pk)).content.decode()
+    for shown in (live, page):  # the card arrives live, and is there after a reload
+        assert "The agent answered from the knowledge base · 1 passage" in shown
+        assert "Knowledge given to the agent" in shown and "Do you offer refunds?" in shown and "(faq)" in shown
+        assert "Refunds are paid within 14 days." in shown
+    assert "Calle Mayor" not in live  # only the passage given (the page lists every source too)
+    assert "Knowledge given to the agent" not in before
