@@ -84,11 +84,22 @@ def _chunks(source: KnowledgeSource) -> list[str]:
 
 
 def _chunks_replace(source: KnowledgeSource, texts: list[str]) -> None:
+    """Inside the caller's transaction; the new chunks are embedded after commit when vectors are on."""
     KnowledgeChunk.objects.filter(source=source).delete()
     KnowledgeChunk.objects.bulk_create(
         KnowledgeChunk(org_id=source.org_id, agent_id=source.agent_id, source=source, position=i, text=text)
         for i, text in enumerate(texts)
     )
+    if texts and settings.KNOWLEDGE_EMBEDDING_MODEL:
+        transaction.on_commit(lambda: _enqueue_embed(source.pk))
+
+
+def _enqueue_embed(source_id) -> None:
+    from apps.core.queue import enqueue
+
+    from .tasks import knowledge_source_embed
+
+    enqueue(knowledge_source_embed, str(source_id))
 
 
 def _enqueue_fetch(source_id) -> None:

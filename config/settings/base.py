@@ -389,6 +389,14 @@ KNOWLEDGE_URL_TIMEOUT_SECONDS = env_float("KNOWLEDGE_URL_TIMEOUT_SECONDS", 10.0)
 KNOWLEDGE_URL_ALLOW_PRIVATE = env("KNOWLEDGE_URL_ALLOW_PRIVATE", "") == "1"
 # Passages retrieved before every turn of an agent with knowledge_auto.
 KNOWLEDGE_AUTO_PASSAGES = env_int("KNOWLEDGE_AUTO_PASSAGES", 3)
+# Vector search (with full-text, in one ranking) when an embedding model is named and PostgreSQL has
+# pgvector: an OpenAI-compatible /embeddings endpoint, off by default. See apps/knowledge/vectors.py.
+KNOWLEDGE_EMBEDDING_MODEL = env("KNOWLEDGE_EMBEDDING_MODEL", "")
+KNOWLEDGE_EMBEDDING_BASE_URL = env("KNOWLEDGE_EMBEDDING_BASE_URL", OPENAI_BASE_URL)
+KNOWLEDGE_EMBEDDING_API_KEY = env("KNOWLEDGE_EMBEDDING_API_KEY", OPENAI_API_KEY)
+KNOWLEDGE_EMBEDDING_BATCH = env_int("KNOWLEDGE_EMBEDDING_BATCH", 64)
+# Vector candidates farther than this cosine distance (0 same, 1 unrelated, 2 opposite) are left out.
+KNOWLEDGE_VECTOR_MAX_DISTANCE = env_float("KNOWLEDGE_VECTOR_MAX_DISTANCE", 0.8)
 
 # An assigned conversation whose operator has not replied for this long is flagged in the inbox.
 ASSIGNED_STALE_MINUTES = env_int("ASSIGNED_STALE_MINUTES", 30)

@@ -141,9 +141,14 @@ class ModelServer:
 
     # --- serving (called from handler threads) ---------------------------------------------------
 
+    def _embed(self, request: ReceivedRequest) -> "ScriptedReply":
+        return ScriptedReply(status=404, body={"error": {"message": "no embeddings endpoint here"}})
+
     def _serve(self, request: ReceivedRequest) -> ScriptedReply:
         if request.path.endswith("/audio/transcriptions"):
             return self._transcribe(request)
+        if request.path.endswith("/embeddings"):
+            return self._embed(request)
         with self._lock:
             self.requests.append(request)
             if self._replies:
@@ -152,14 +157,43 @@ class ModelServer:
 
 
 class OpenAIServer(ModelServer):
-    """POST …/chat/completions, as OpenAI, xAI, Groq, OpenRouter and Ollama answer it; and
-    POST …/audio/transcriptions (multipart: `file`, `model`), answering `{"text": transcript}`."""
+    """POST …/chat/completions, as OpenAI, xAI, Groq, OpenRouter and Ollama answer it;
+    POST …/audio/transcriptions (multipart: `file`, `model`), answering `{"text": transcript}`; and
+    POST …/embeddings, answering one vector per input text from `concepts`.
+
+    The embeddings stand in for meaning: `concepts` maps word stems to a topic (a dimension), and a
+    text's vector counts the topics of its words, so "money back" and "refund" are near each other
+    while sharing no word. Other words are ignored; a text with none of the topics points along a last
+    dimension of its own (unrelated to every topic)."""
 
     transcript = "Hello, I need help with my order"
+    concepts: dict[str, int] = {}
 
     def __init__(self) -> None:
         super().__init__()
         self.transcriptions: list[ReceivedRequest] = []  # kept apart from the chat requests
+        self.embeddings: list[ReceivedRequest] = []  # likewise
+
+    def _embed(self, request: ReceivedRequest) -> ScriptedReply:
+        with self._lock:
+            self.embeddings.append(request)
+        body = request.body if isinstance(request.body, dict) else {}
+        texts = body.get("input")
+        texts = [texts] if isinstance(texts, str) else texts
+        if not body.get("model") or not isinstance(texts, list) or not texts:
+            return ScriptedReply(status=400, body=self.error_body(400, "`model` and `input` are required"))
+        data = [{"object": "embedding", "index": i, "embedding": self.embedding(text)} for i, text in enumerate(texts)]
+        return ScriptedReply(body={"object": "list", "data": data, "model": body["model"],
+                                   "usage": {"prompt_tokens": len(texts), "total_tokens": len(texts)}})
+
+    def embedding(self, text: str) -> list[float]:
+        size = max(self.concepts.values(), default=-1) + 2
+        vector = [0.0] * size
+        for word in re.findall(r"[a-z]+", text.lower()):
+            topic = next((t for stem, t in self.concepts.items() if word.startswith(stem)), None)
+            if topic is not None:
+                vector[topic] += 1.0
+        return vector if any(vector) else [0.0] * (size - 1) + [1.0]
 
     def _transcribe(self, request: ReceivedRequest) -> ScriptedReply:
         with self._lock:
