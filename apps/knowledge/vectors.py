@@ -11,8 +11,8 @@ configured model exactly (an agent has thousands of chunks, not millions). After
 `manage.py knowledge_embed` re-embeds; until then those chunks are found by their words only.
 
 Settings: KNOWLEDGE_EMBEDDING_MODEL (empty: off, the default), KNOWLEDGE_EMBEDDING_BASE_URL and
-KNOWLEDGE_EMBEDDING_API_KEY (an OpenAI-compatible `/embeddings` endpoint), KNOWLEDGE_EMBEDDING_BATCH
-(texts per request).
+KNOWLEDGE_EMBEDDING_API_KEY (an OpenAI-compatible `/embeddings` endpoint; empty: OPENAI_BASE_URL and
+OPENAI_API_KEY), KNOWLEDGE_EMBEDDING_BATCH (texts per request), KNOWLEDGE_VECTOR_MAX_DISTANCE.
 """
 
 import logging
@@ -60,7 +60,8 @@ def vectors_on() -> bool:
 def embed(texts: list[str]) -> list[list[float]]:
     """The configured model's embeddings of `texts`, in order, batched (one request per
     KNOWLEDGE_EMBEDDING_BATCH texts). Raises ModelError."""
-    client, headers = openai_client_for(settings.KNOWLEDGE_EMBEDDING_BASE_URL, settings.KNOWLEDGE_EMBEDDING_API_KEY)
+    client, headers = openai_client_for(settings.KNOWLEDGE_EMBEDDING_BASE_URL or settings.OPENAI_BASE_URL,
+                                        settings.KNOWLEDGE_EMBEDDING_API_KEY or settings.OPENAI_API_KEY)
     vectors: list[list[float]] = []
     size = max(1, settings.KNOWLEDGE_EMBEDDING_BATCH)
     for start in range(0, len(texts), size):

@@ -392,8 +392,8 @@ KNOWLEDGE_AUTO_PASSAGES = env_int("KNOWLEDGE_AUTO_PASSAGES", 3)
 # Vector search (with full-text, in one ranking) when an embedding model is named and PostgreSQL has
 # pgvector: an OpenAI-compatible /embeddings endpoint, off by default. See apps/knowledge/vectors.py.
 KNOWLEDGE_EMBEDDING_MODEL = env("KNOWLEDGE_EMBEDDING_MODEL", "")
-KNOWLEDGE_EMBEDDING_BASE_URL = env("KNOWLEDGE_EMBEDDING_BASE_URL", OPENAI_BASE_URL)
-KNOWLEDGE_EMBEDDING_API_KEY = env("KNOWLEDGE_EMBEDDING_API_KEY", OPENAI_API_KEY)
+KNOWLEDGE_EMBEDDING_BASE_URL = env("KNOWLEDGE_EMBEDDING_BASE_URL")  # empty: OPENAI_BASE_URL
+KNOWLEDGE_EMBEDDING_API_KEY = env("KNOWLEDGE_EMBEDDING_API_KEY")  # empty: OPENAI_API_KEY
 KNOWLEDGE_EMBEDDING_BATCH = env_int("KNOWLEDGE_EMBEDDING_BATCH", 64)
 # Vector candidates farther than this cosine distance (0 same, 1 unrelated, 2 opposite) are left out.
 KNOWLEDGE_VECTOR_MAX_DISTANCE = env_float("KNOWLEDGE_VECTOR_MAX_DISTANCE", 0.8)
