@@ -112,6 +112,9 @@ class AgentRun(OrgOwnedModel):
     own_key = models.BooleanField(default=False, db_default=False)
     # Personal data redacted in this turn: {"input": {"CARD": 1}, "output": {...}}.
     redactions = models.JSONField(db_default={}, blank=True)  # a database default: runs are inserted in raw SQL
+    # The schedule whose prompt this turn runs (null: a turn that answers the contact's messages).
+    schedule = models.ForeignKey("agents.Schedule", null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="runs")
 
     class Meta:
         constraints = [
@@ -162,3 +165,35 @@ class ThreadMemory(OrgOwnedModel):
     # The agent's model's summary of the messages up to `summary_until` that fell out of the window.
     summary = models.TextField(blank=True, default="")
     summary_until = models.DateTimeField(null=True, blank=True)
+
+
+class ScheduleResult(models.TextChoices):
+    SENT = "sent", "Sent"
+    TEMPLATE = "template", "Sent as a template"
+    SKIPPED = "skipped", "Skipped"
+    FAILED = "failed", "Failed"
+    RUNNING = "running", "Running"
+
+
+class Schedule(OrgOwnedModel):
+    """A heartbeat: the agent runs `prompt` for `contact` every `every_minutes`, or daily `at` a
+    time of the organization's clock, and sends the result (apps/agents/schedules.py)."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="schedules")
+    contact = models.CharField(max_length=32)  # E.164
+    prompt = models.TextField()
+    every_minutes = models.PositiveIntegerField(null=True, blank=True)
+    at = models.TimeField(null=True, blank=True)  # in the organization's time zone
+    # {"name", "language", "variables"}: sent instead of text outside the 24-hour window.
+    template = models.JSONField(null=True, blank=True, default=None)
+    enabled = models.BooleanField(default=True)
+    next_run_at = models.DateTimeField()
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_result = models.CharField(max_length=10, choices=ScheduleResult.choices, blank=True, default="")
+    last_reason = models.TextField(blank=True, default="")  # why it was skipped or failed
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["next_run_at"], condition=Q(enabled=True), name="schedule_due"),
+            models.Index(fields=["agent", "created_at"], name="schedule_agent_time"),
+        ]

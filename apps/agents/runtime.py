@@ -19,7 +19,7 @@ from apps.conversations import selectors
 from apps.conversations.models import Direction
 from apps.knowledge.selectors import knowledge_search
 
-from . import budget, llm, redaction, services
+from . import budget, llm, redaction, schedules, services
 from . import media as agent_media
 from .models import AgentMode, ReplyThreading, RunStatus, ToolCall
 from .services import TurnOutcome
@@ -130,6 +130,11 @@ def turn_execute(*, run, agent, thread, heartbeat: Callable[[], bool]) -> TurnOu
     answered = selectors.run_messages(run_id=run.pk)
     if not services.contact_allowed(connection=thread.connection, phone=thread.contact_phone):
         return services.contact_refusal(thread=thread)
+    schedule = run.schedule if run.schedule_id else None
+    if schedule is not None:
+        template = schedule.template if schedules.needs_template(thread=thread) else None
+        if template and not schedules.template_needs_reply(template):  # the template as written: no model call
+            return _scheduled_result(TurnOutcome(status=RunStatus.SUCCEEDED), thread, template, answered)
     memory = services.thread_memory(thread=thread)
     reset_at = services.reset_requested(agent=agent, messages=answered)
     if reset_at is not None:
@@ -137,14 +142,40 @@ def turn_execute(*, run, agent, thread, heartbeat: Callable[[], bool]) -> TurnOu
         if not answered:  # the command alone: confirm it, no model call
             return TurnOutcome(status=RunStatus.SUCCEEDED, context_reset_at=reset_at,
                                notices=[("reset", services.RESET_CONFIRMATION)])
-    services.turn_begin(run=run, agent=agent, thread=thread)
+    if schedule is None or answered:  # a scheduled turn alone has no message to mark read or acknowledge
+        services.turn_begin(run=run, agent=agent, thread=thread)
     if reset_at is not None:
         memory.summary = ""  # the reset clears what the agent remembered, summary included
     outcome = _answer(run=run, agent=agent, thread=thread, answered=answered, memory=memory,
-                      since=reset_at or services.context_start(agent=agent, memory=memory), heartbeat=heartbeat)
+                      since=reset_at or services.context_start(agent=agent, memory=memory), heartbeat=heartbeat,
+                      schedule=schedule)
     if reset_at is not None:  # messages after the command in the same burst are answered afresh
         outcome.context_reset_at = reset_at
         outcome.notices.insert(0, ("reset", services.RESET_CONFIRMATION))
+    if schedule is not None:
+        outcome = _scheduled_result(outcome, thread, template, answered)
+    return outcome
+
+
+def _scheduled_result(outcome: TurnOutcome, thread, template: dict | None, answered: list) -> TurnOutcome:
+    """A scheduled turn's answer goes out as text inside the 24-hour window, else as the schedule's
+    template; a failure sends nothing to a contact who asked nothing (no fallback text)."""
+    from apps.whatsapp.templates import TemplateInvalid
+
+    if outcome.status != RunStatus.SUCCEEDED:
+        if not answered:
+            outcome.reply = ""
+        return outcome
+    if not outcome.reply.strip() and template is None and not outcome.pending_sends and outcome.handoff is None:
+        outcome.status, outcome.error = RunStatus.SKIPPED, "The agent's answer was empty; nothing was sent."
+        return outcome
+    if template is not None:
+        try:
+            outcome.template = schedules.template_for(thread=thread, template=template, reply=outcome.reply)
+        except TemplateInvalid as error:
+            outcome.status = RunStatus.SKIPPED
+            outcome.error = f"Outside WhatsApp's 24-hour window, and the schedule's template cannot be sent: {error}"
+        outcome.reply = ""
     return outcome
 
 
@@ -182,9 +213,11 @@ def history_of(*, run, agent, thread, answered, since) -> list:
     return selectors.history_for_turn(thread=thread, run_id=run.pk, window=agent.history_window, since=since)
 
 
-def _answer(*, run, agent, thread, answered, memory, since, heartbeat) -> TurnOutcome:
+def _answer(*, run, agent, thread, answered, memory, since, heartbeat, schedule=None) -> TurnOutcome:
     context = ToolContext(org=run.org, connection=thread.connection, thread=thread, run=run, agent=agent)
     system = system_prompt_for(org=run.org, agent=agent, thread=thread)
+    if schedule is not None:
+        system += schedules.schedule_instruction(schedule)
     history = history_of(run=run, agent=agent, thread=thread, answered=answered, since=since)
     if agent.mode == AgentMode.CHAT and memory.summary:
         system += f"\n\n{EARLIER_SUMMARY}\n{memory.summary}"
@@ -196,6 +229,8 @@ def _answer(*, run, agent, thread, answered, memory, since, heartbeat) -> TurnOu
     # Only the photos of the messages answered now go as images: older ones were seen in their turn.
     images_for = frozenset(answered_ids) if images else frozenset()
     messages = conversation_for_model(history, agent.max_input_chars, thread=thread, images_for=images_for)
+    if schedule is not None and (not messages or messages[-1]["role"] != "user"):
+        messages.append({"role": "user", "content": schedules.SCHEDULE_NUDGE})  # models want a last user turn
     if agent.knowledge_auto:
         system = with_knowledge(system, agent, answered, context)
     specs = tool_specs(agent.tools or [], allowed_numbers=agent.allowed_numbers, connection=thread.connection)

@@ -114,6 +114,7 @@ class TurnOutcome:
     redactions: dict = field(default_factory=dict)  # {"input"/"output": {kind: count}}
     reply_original: str = ""  # the reply before output redaction, kept for operators
     history_full: bool = False  # the history window was full: older messages need summarising
+    template: tuple | None = None  # (payload, preview): a scheduled turn's answer as an approved template
 
 
 def turn_limits_check(*, run: AgentRun, agent: Agent, thread: Thread) -> TurnOutcome | None:
@@ -155,6 +156,14 @@ def run_finish(*, run: AgentRun, outcome: TurnOutcome) -> bool:
             logger.warning("run %s was taken over before it finished; its results are dropped", run.pk)
             return False
         ToolCall.objects.bulk_create(outcome.tool_calls)
+        if run.schedule_id:
+            from .schedules import schedule_result_record
+
+            schedule_result_record(run=run, status=status, error=outcome.error, template=outcome.template is not None)
+        if outcome.template is not None:
+            payload, preview = outcome.template
+            conversations.outbound_queue(thread=thread, text=preview, author=Author.AGENT, run_id=run.pk,
+                                         payload=payload)
         if outcome.context_reset_at is not None:
             thread_context_reset(thread=thread, at=outcome.context_reset_at)
         for kind, text in outcome.notices:

@@ -9,7 +9,7 @@ from django.db import connection as db
 from apps.conversations.models import Handoff
 from apps.core.logging import bind
 
-from . import services
+from . import schedules, services
 from .models import RunStatus
 from .runtime import TurnAbandoned, turn_execute
 
@@ -29,6 +29,10 @@ def run_turn(run_id: str) -> None:
     connection = thread.connection
     bind(org=run.org.slug, connection=connection.id)
     agent = connection.agent
+    refusal = schedules.scheduled_turn_check(run=run, thread=thread) if run.schedule_id else None
+    if refusal is not None:
+        services.run_finish(run=run, outcome=services.TurnOutcome(status=RunStatus.SKIPPED, error=refusal[1]))
+        return
     if agent is None or not connection.agent_enabled or thread.handoff == Handoff.HUMAN or thread.opted_out:
         services.run_finish(run=run, outcome=services.TurnOutcome(
             status=RunStatus.SKIPPED, error="No agent answers this conversation right now."))
@@ -101,3 +105,9 @@ def memory_refresh(thread_id: str) -> None:
         memory_summarise(agent=agent, thread=thread)
     except llm.ModelError as error:  # the next full turn tries again; the turns go on meanwhile
         logger.warning("could not summarise thread %s: %s", thread_id, error)
+
+
+@shared_task(ignore_result=True)
+def schedules_fire() -> None:
+    """Beat, every SCHEDULE_TICK_SECONDS: claim and fire the schedules whose time came (schedules.py)."""
+    schedules.schedules_fire_due()

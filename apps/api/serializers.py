@@ -326,6 +326,33 @@ class TemplateSerializer(serializers.ModelSerializer):
         return template_variables(template)
 
 
+# --- Schedules ---------------------------------------------------------------------------------
+
+
+class ScheduleSerializer(StrictSerializer):
+    """The agent runs `prompt` for `contact` every `every_minutes`, or daily `at` (HH:MM in the
+    organization's `time_zone`), and sends the answer: as text inside WhatsApp's 24-hour window,
+    outside it only as `template` (an approved template of the number; `{{reply}}` in a variable
+    becomes the agent's answer), else the run is skipped. `last_result` and `last_reason` say what
+    the last run did and why it was skipped or failed."""
+
+    id = serializers.UUIDField(read_only=True)
+    contact = serializers.CharField(max_length=32, help_text="The contact's number in international format.")
+    prompt = serializers.CharField(max_length=4000, help_text="What the agent should do at each run: an instruction "
+                                                              "from the business, not a message from the contact.")
+    every_minutes = serializers.IntegerField(min_value=1, max_value=43200, required=False, allow_null=True)
+    at = serializers.TimeField(format="%H:%M", input_formats=["%H:%M"], required=False, allow_null=True,
+                               help_text="HH:MM, every day, in the organization's time zone.")
+    template = TemplateSendSerializer(required=False, allow_null=True)
+    time_zone = serializers.CharField(source="org.time_zone", read_only=True)
+    enabled = serializers.BooleanField(read_only=True)
+    next_run_at = serializers.DateTimeField(read_only=True)
+    last_run_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    last_result = serializers.CharField(read_only=True, help_text="sent, template, skipped, failed, running or empty.")
+    last_reason = serializers.CharField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+
+
 # --- Knowledge ---------------------------------------------------------------------------------
 
 

@@ -22,8 +22,9 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
+from apps.agents import schedules
 from apps.agents import services as agents
-from apps.agents.models import Agent, AgentRun
+from apps.agents.models import Agent, AgentRun, Schedule
 from apps.agents.selectors import agent_list
 from apps.contacts import services as contacts
 from apps.contacts.models import Contact, ContactAttribute
@@ -153,6 +154,46 @@ class AgentDetailApi(APIView):
             agents.agent_delete(agent=_agent_or_404(request, agent_id))
         except agents.AgentInUse as exc:
             return _error(409, str(exc))
+        return Response(status=204)
+
+
+# --- Schedules ---------------------------------------------------------------------------------
+
+
+def _schedules(request, agent) -> QuerySet:
+    return Schedule.objects.filter(org=request.user.org, agent=agent).select_related("org").order_by("created_at", "id")
+
+
+@extend_schema(parameters=[_AGENT_ID])
+class ScheduleListApi(APIView):
+    pagination_class = _PAGE  # tells the schema that GET answers a page
+
+    @extend_schema(operation_id="agents_schedules_list",
+                   responses={200: s.ScheduleSerializer(many=True), **errors(404)})
+    def get(self, request, agent_id: str):
+        return _paginated(request, _schedules(request, _agent_or_404(request, agent_id)), s.ScheduleSerializer)
+
+    @extend_schema(operation_id="agents_schedules_create", request=s.ScheduleSerializer,
+                   responses={201: s.ScheduleSerializer, **errors(400, 404)})
+    def post(self, request, agent_id: str):
+        """Give `every_minutes` or `at`, not both. The first run: `every_minutes` from now, or the next `at`."""
+        agent = _agent_or_404(request, agent_id)
+        data = _input(s.ScheduleSerializer, request)
+        try:
+            schedule = schedules.schedule_create(agent=agent, **data)
+        except schedules.ScheduleInvalid as exc:
+            raise ValidationError({exc.field: [str(exc)]}) from exc
+        return Response(s.ScheduleSerializer(schedule).data, status=201)
+
+
+@extend_schema(parameters=[
+    _AGENT_ID, OpenApiParameter("schedule_id", str, OpenApiParameter.PATH, description="The schedule's id."),
+])
+class ScheduleDetailApi(APIView):
+    @extend_schema(operation_id="agents_schedules_destroy", responses={204: None, **errors(404)})
+    def delete(self, request, agent_id: str, schedule_id: str):
+        agent = _agent_or_404(request, agent_id)
+        schedules.schedule_delete(schedule=_owned(request, _schedules(request, agent), schedule_id, "schedule"))
         return Response(status=204)
 
 

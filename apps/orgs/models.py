@@ -18,6 +18,8 @@ class Organization(TimeStampedModel):
     monthly_cost_budget = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     # When the owners were told this month's budget ran out (once a month; the dashboard shows it).
     budget_exhausted_at = models.DateTimeField(null=True, blank=True)
+    # The IANA zone of the organization's clock: schedules' `at` times and the daily summary's hour.
+    time_zone = models.CharField(max_length=64, default="UTC")
 
     def __str__(self) -> str:
         return self.name
@@ -37,6 +39,7 @@ class Membership(TimeStampedModel):
     org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.OPERATOR)
     email_on_handoff = models.BooleanField(default=False)  # email me when a conversation needs a person
+    email_daily_summary = models.BooleanField(default=False)  # owners: email me the daily summary
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "org"], name="membership_unique_user_org")]

@@ -75,3 +75,36 @@ def provider_key_set(*, org: Organization, provider: str, key: str) -> ProviderK
 
 def provider_key_delete(*, key: ProviderKey) -> None:
     key.delete()
+
+
+# --- The organization's clock ----------------------------------------------------------------------
+
+
+class TimeZoneInvalid(ValueError):
+    """Not an IANA time zone name (like Europe/Madrid)."""
+
+
+def time_zone_check(name: str) -> str:
+    """The IANA zone `name`, as written in the zone database; TimeZoneInvalid otherwise."""
+    from zoneinfo import available_timezones
+
+    name = (name or "").strip()
+    if name not in available_timezones():
+        raise TimeZoneInvalid(f"{name[:64]!r} is not a time zone; use an IANA name like Europe/Madrid or "
+                              "America/New_York (or UTC).")
+    return name
+
+
+def org_time_zone_set(*, org: Organization, time_zone: str) -> Organization:
+    """Change the organization's time zone (apps.agents.schedules.org_time_zone_change also moves
+    the schedules at a time of day to the new clock: call that one)."""
+    org.time_zone = time_zone_check(time_zone)
+    org.save(update_fields=["time_zone", "updated_at"])
+    return org
+
+
+def membership_emails_set(*, membership: Membership, email_on_handoff: bool, email_daily_summary: bool) -> None:
+    """The member's own email choices. Only owners get the daily summary."""
+    membership.email_on_handoff = email_on_handoff
+    membership.email_daily_summary = email_daily_summary and membership.role == Role.OWNER
+    membership.save(update_fields=["email_on_handoff", "email_daily_summary", "updated_at"])

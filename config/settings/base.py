@@ -401,6 +401,9 @@ KNOWLEDGE_VECTOR_MAX_DISTANCE = env_float("KNOWLEDGE_VECTOR_MAX_DISTANCE", 0.8)
 # An assigned conversation whose operator has not replied for this long is flagged in the inbox.
 ASSIGNED_STALE_MINUTES = env_int("ASSIGNED_STALE_MINUTES", 30)
 
+# How often beat looks for due agent schedules (apps/agents/schedules.py); the end-to-end tests shorten it.
+SCHEDULE_TICK_SECONDS = env_float("SCHEDULE_TICK_SECONDS", 60.0)
+
 _SWEEP_EVERY = schedule(timedelta(seconds=SWEEP_INTERVAL_SECONDS))
 CELERY_BEAT_SCHEDULE = {
     "sweep-agent-runs": {"task": "apps.agents.tasks.sweep_runs", "schedule": _SWEEP_EVERY},
@@ -412,6 +415,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.webhooks.tasks.catch_up_all",
         "schedule": schedule(timedelta(seconds=KAPSO_CATCHUP_INTERVAL_SECONDS)),
     },
+    "fire-schedules": {"task": "apps.agents.tasks.schedules_fire",
+                       "schedule": schedule(timedelta(seconds=SCHEDULE_TICK_SECONDS))},
     "purge-expired-data": {"task": "apps.conversations.tasks.purge_expired_data", "schedule": timedelta(hours=1)},
 }
 
