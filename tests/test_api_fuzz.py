@@ -12,6 +12,7 @@ from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
+from apps.agents.schedules import schedule_create
 from config.wsgi import application
 from tests.factories import make_agent, make_api_key, make_connection, make_thread
 
@@ -45,7 +46,9 @@ def world(org, other_org, kapso):
     connection = make_connection(org, agent=agent)
     thread = make_thread(connection)
     outsider = make_thread(make_connection(other_org, agent=make_agent(other_org)), "+15557654321")
-    ids = {"agent_id": str(agent.id), "connection_id": str(connection.id), "thread_id": str(thread.id)}
+    schedule = schedule_create(agent=agent, contact="+15551234567", prompt="Check in.", every_minutes=60)
+    ids = {"agent_id": str(agent.id), "connection_id": str(connection.id), "thread_id": str(thread.id),
+           "schedule_id": str(schedule.id)}
     return {"key": make_api_key(org), "ids": ids, "outsider_thread": str(outsider.id)}
 
 

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.agents.models import AgentRun, ToolCall
+from apps.agents.schedules import schedule_create
 from apps.conversations.models import Author, Direction, Message
 from apps.orgs.models import Invitation, Membership, Role, hash_secret
 from apps.orgs.services import api_key_create
@@ -56,13 +57,15 @@ def world(org, other_org, owner, connection, thread, agent):
     mine = {"org": org, "thread": thread, "connection": connection, "agent": agent,
             "media_message": add_stored_image(thread),
             "event": make_event(org, connection), "key": api_key_create(org=org)[0],
-            "membership": Membership.objects.get(org=org, user=owner), "invitation": make_invitation(org)}
+            "membership": Membership.objects.get(org=org, user=owner), "invitation": make_invitation(org),
+            "schedule": schedule_create(agent=agent, contact="+15551234567", prompt="Check in.", every_minutes=60)}
     theirs = {"org": other_org, "thread": other_thread, "connection": other_connection, "agent": other_agent,
               "media_message": add_stored_image(other_thread),
               "event": make_event(other_org, other_connection), "key": api_key_create(org=other_org)[0],
               "membership": Membership.objects.filter(org=other_org).first()
               or Membership.objects.create(org=other_org, user=make_user(), role=Role.OWNER),
-              "invitation": make_invitation(other_org)}
+              "invitation": make_invitation(other_org),
+              "schedule": schedule_create(agent=other_agent, contact="+15551234567", prompt="Hi", every_minutes=60)}
     return {"mine": mine, "theirs": theirs}
 
 

@@ -259,3 +259,61 @@ def test_an_agent_on_no_number_records_why_nothing_ran(agent):
 
     assert fire(schedule) is None
     assert schedule.last_result == "skipped" and "no connected WhatsApp number" in schedule.last_reason
+
+
+# --- The dashboard -------------------------------------------------------------------------------
+
+
+def test_an_admin_adds_pauses_and_deletes_a_schedule_on_the_agent_page(client, agent, org, connection):
+    from tests.factories import make_user
+    from tests.test_dashboard_support import org_url, signed_in
+
+    org.time_zone = "Europe/Madrid"
+    org.save()
+    signed_in(client, make_user(org, "admin"))
+    page = org_url("agent", org, agent_id=agent.pk)
+
+    client.post(org_url("schedule-add", org, agent_id=agent.pk), {
+        "contact": "+15551234567", "prompt": "Ask how the stay is going.", "kind": "at", "at": "18:30"})
+    schedule = Schedule.objects.get()
+    Schedule.objects.filter(pk=schedule.pk).update(last_run_at=timezone.now(), last_result="skipped",
+                                                   last_reason="The contact opted out (they wrote STOP).")
+    html = client.get(page).content.decode()
+
+    assert "Every day at 18:30" in html and "Times in Europe/Madrid" in html
+    assert f"Next run {schedule.next_run_at.astimezone(ZoneInfo('Europe/Madrid')):%a %-d %b}, 18:30" in html
+    assert "The contact opted out (they wrote STOP)." in html and "skipped" in html
+    client.post(org_url("schedule-pause", org, agent_id=agent.pk, schedule_id=schedule.pk))
+    schedule.refresh_from_db()
+    assert not schedule.enabled and "Paused" in client.get(page).content.decode()
+    bad = client.post(org_url("schedule-add", org, agent_id=agent.pk), {
+        "contact": "+15551234567", "prompt": "Hi", "kind": "at", "at": "7pm"}, follow=True)
+    assert "HH:MM" in bad.content.decode() and Schedule.objects.count() == 1
+    client.post(org_url("schedule-delete", org, agent_id=agent.pk, schedule_id=schedule.pk))
+    assert not Schedule.objects.exists()
+
+
+def test_the_settings_page_sets_the_time_zone_and_refuses_a_made_up_one(client, org):
+    from tests.factories import make_user
+    from tests.test_dashboard_support import org_url, signed_in
+
+    signed_in(client, make_user(org, "admin"))
+    url = org_url("org-settings", org)
+
+    bad = client.post(url, {"form": "zone", "time_zone": "Mars/Olympus"})
+    client.post(url, {"form": "zone", "time_zone": "America/Mexico_City"})
+
+    assert bad.status_code == 400 and "is not a time zone" in bad.content.decode()
+    org.refresh_from_db()
+    assert org.time_zone == "America/Mexico_City"
+
+
+def test_an_operator_cannot_change_the_time_zone(client, org):
+    from tests.factories import make_user
+    from tests.test_dashboard_support import org_url, signed_in
+
+    signed_in(client, make_user(org, "operator"))
+
+    assert client.post(org_url("org-settings", org), {"form": "zone", "time_zone": "Asia/Tokyo"}).status_code == 403
+    org.refresh_from_db()
+    assert org.time_zone == "UTC"

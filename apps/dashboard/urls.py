@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, reverse_lazy
 
 from .forms import EmailAuthenticationForm
-from .views import account, agents, connections, inbox, knowledge, ops, team
+from .views import account, agents, connections, inbox, knowledge, ops, schedules, team
 
 auth_patterns = [
     path(
@@ -81,6 +81,11 @@ org_patterns = [
          name="knowledge-refetch"),
     path("agents/<str:agent_id>/knowledge/<str:source_id>/delete/", knowledge.knowledge_delete,
          name="knowledge-delete"),
+    path("agents/<str:agent_id>/schedules/", schedules.schedule_list, name="schedules"),
+    path("agents/<str:agent_id>/schedules/add/", schedules.schedule_add, name="schedule-add"),
+    path("agents/<str:agent_id>/schedules/<str:schedule_id>/pause/", schedules.schedule_pause, name="schedule-pause"),
+    path("agents/<str:agent_id>/schedules/<str:schedule_id>/delete/", schedules.schedule_delete,
+         name="schedule-delete"),
     path("agents/<str:agent_id>/playground/", agents.playground_send, name="playground-send"),
     path("agents/<str:agent_id>/playground/updates/", agents.playground_updates, name="playground-updates"),
     path("agents/<str:agent_id>/playground/reset/", agents.playground_reset, name="playground-reset"),
@@ -92,6 +97,7 @@ org_patterns = [
     path("usage/", ops.usage, name="usage"),
     path("usage/keys/<str:key_id>/delete/", ops.provider_key_delete, name="provider-key-delete"),
     path("api-keys/<str:key_id>/revoke/", ops.api_key_revoke, name="api-key-revoke"),
+    path("settings/", ops.org_settings, name="org-settings"),
     path("members/", ops.member_list, name="members"),
     path("members/invite/", ops.member_invite, name="member-invite"),
     path("members/me/notifications/", ops.member_notifications, name="member-notifications"),

@@ -6,11 +6,13 @@ model stand-ins.
 """
 
 import time
+from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 
-from apps.agents.models import AgentRun, ThreadMemory
+from apps.agents.models import AgentRun, Schedule, ThreadMemory
 from apps.conversations.models import Message
 from tests.e2e.conftest import (
     PHONE_NUMBER_ID,
@@ -23,7 +25,7 @@ from tests.e2e.conftest import (
     use_model,
     wait_until,
 )
-from tests.factories import make_agent, make_connection, make_org
+from tests.factories import make_agent, make_api_key, make_connection, make_org
 from tests.fakes.kapso_server import FakeKapso
 from tests.fakes.model_servers import AnthropicServer, OpenAIServer, ReceivedRequest, ScriptedReply
 
@@ -84,7 +86,8 @@ def fallback():
 
 @pytest.fixture(scope="module")
 def stack(django_db_setup, kapso, model, fallback, tmp_path_factory):
-    env = {"ANTHROPIC_BASE_URL": fallback.url, "ANTHROPIC_API_KEY": "sk-ant-e2e"}
+    # Beat looks for due schedules every second here (a minute in production).
+    env = {"ANTHROPIC_BASE_URL": fallback.url, "ANTHROPIC_API_KEY": "sk-ant-e2e", "SCHEDULE_TICK_SECONDS": "1"}
     deployment = launch_stack(fake_kapso=kapso, model=model, env=env, beat=True,
                               log_dir=tmp_path_factory.mktemp("agent-features"), tag="features")
     yield deployment
@@ -302,3 +305,30 @@ def test_older_messages_are_summarised_in_the_background_and_given_to_the_model(
     last = [r for r in model.requests if r not in summary_asked()][-1]
     assert "Summary of the earlier conversation" in last.body["messages"][0]["content"]
     assert "I am Ana" not in [m["content"] for m in last.body["messages"][1:]]
+
+
+def test_a_schedule_fires_on_time_once_and_not_twice_across_a_beat_restart(shop, stack, kapso, model):
+    org, agent, _ = shop
+    say(stack, "Hi! Please remind me about my appointment.")
+    wait_until(lambda: len(sends(kapso)) == 1, 30, what="the first answer (the window is open)")
+    response = stack.http.post(f"/api/v1/agents/{agent.pk}/schedules", headers={
+        "Authorization": f"Bearer {make_api_key(org)}"}, json={
+        "contact": "+15551234567", "prompt": "Remind the contact of their appointment tomorrow at 10.",
+        "every_minutes": 60})
+    assert response.status_code == 201, response.text
+    schedule_id = response.json()["id"]
+    due = timezone.now() + timedelta(seconds=3)  # the first slot, seconds ahead instead of an hour
+    Schedule.objects.filter(pk=schedule_id).update(next_run_at=due)
+
+    wait_until(lambda: len(sends(kapso)) == 2, 30, what="the scheduled message")
+    assert sends(kapso)[1]["at"] >= due.timestamp(), "not before its time"
+    system = model.requests[-1].body["messages"][0]["content"]
+    assert "Remind the contact of their appointment tomorrow at 10." in system
+    stack.restart("beat")
+    settle(lambda: (len(kapso.requests), AgentRun.objects.filter(status__in=["pending", "running"]).count()),
+           quiet=4.0)
+
+    assert len(sends(kapso)) == 2, "fired once, not again after beat restarted"
+    assert AgentRun.objects.filter(schedule_id=schedule_id).count() == 1
+    schedule = Schedule.objects.get(pk=schedule_id)
+    assert schedule.last_result == "sent" and schedule.next_run_at > timezone.now() + timedelta(minutes=55)

@@ -22,6 +22,7 @@ from apps.whatsapp.models import real_numbers
 from .. import selectors
 from ..decorators import org_view
 from ..forms import AgentForm, PlaygroundForm
+from .schedules import schedules_context
 from .streams import parse_since, stream_response
 
 SAMPLE_CONTACT = {"contactName": contact_name_for_prompt("Maria"), "contactPhone": "+15551234567"}
@@ -113,7 +114,7 @@ def agent_detail(request: HttpRequest, agent_id: str) -> HttpResponse:
         "connections": list(agent.connections.numbers()), "tools": all_tools(),
         "since": (timezone.now() - timedelta(seconds=15)).isoformat(),
         "thinking": thread is not None and thread.turn_in_progress, "form": PlaygroundForm(),
-        "playground": True, "sources": knowledge_sources(agent=agent),
+        "playground": True, "sources": knowledge_sources(agent=agent), **schedules_context(agent, request.org),
     }
     return render(request, "dashboard/agent_detail.html", context)
 

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apps.agents import budget
 from apps.orgs import members
 from apps.orgs import services as orgs
-from apps.orgs.access import get_for_org_or_404
+from apps.orgs.access import get_for_org_or_404, require_role
 from apps.orgs.models import ApiKey, Invitation, Membership, ProviderKey, Role
 from apps.webhooks import services as webhooks
 from apps.webhooks.models import ProcessingResult, WebhookEvent
@@ -234,3 +234,41 @@ def provider_key_delete(request: HttpRequest, key_id: str) -> HttpResponse:
     orgs.provider_key_delete(key=key)
     messages.success(request, f"The {key.provider} key ending in {key.last4} was removed; the platform's key is used.")
     return redirect("usage", org_slug=request.org.slug)
+
+
+# --- The organization's settings and the member's own emails ---------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@org_view()
+def org_settings(request: HttpRequest) -> HttpResponse:
+    """The organization's time zone (admins and owners) and what the signed-in member is emailed."""
+    from zoneinfo import available_timezones
+
+    from apps.agents.schedules import org_time_zone_change
+
+    org, membership, error = request.org, request.membership, ""
+    if request.method == "POST" and request.POST.get("form") == "zone":
+        require_role(membership, Role.ADMIN)
+        try:
+            org_time_zone_change(org=org, time_zone=request.POST.get("time_zone", ""))
+        except orgs.TimeZoneInvalid as invalid:
+            error = str(invalid)
+        else:
+            messages.success(request, f"The time zone is now {org.time_zone}. Schedules and the daily summary "
+                                      "follow it.")
+            return redirect("org-settings", org_slug=org.slug)
+    elif request.method == "POST" and request.POST.get("form") == "emails":
+        orgs.membership_emails_set(membership=membership, email_on_handoff=bool(request.POST.get("email_on_handoff")),
+                                   email_daily_summary=bool(request.POST.get("email_daily_summary")))
+        messages.success(request, "Your email choices are saved.")
+        return redirect("org-settings", org_slug=org.slug)
+    context = {"zones": sorted(available_timezones()), "error": error,
+               "now_local": timezone.now().astimezone(_zone(org.time_zone))}
+    return render(request, "dashboard/settings.html", context, status=400 if error else 200)
+
+
+def _zone(name: str):
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name or "UTC")
