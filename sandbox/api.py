@@ -23,7 +23,7 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 
 from . import conf, services
-from .models import Customer, Delivery, Message, PhoneNumber, SetupLink, SetupLinkStatus, Webhook
+from .models import Customer, Delivery, Media, Message, PhoneNumber, SetupLink, SetupLinkStatus, Webhook
 from .payloads import (
     customer_resource,
     delivery_resource,
@@ -117,7 +117,9 @@ def endpoint(surface: str, methods: set[str]):
 def _answer(view: Callable, request, surface: str, *args, **kwargs) -> HttpResponse:
     """The view's answer to a JSON object body, with Refused and NotFound in the surface's style."""
     body = None
-    if request.method in {"POST", "PATCH", "PUT"}:
+    if request.content_type == "multipart/form-data":  # a media upload: the view reads request.POST and FILES
+        body = {}
+    elif request.method in {"POST", "PATCH", "PUT"}:
         try:
             body = json.loads(request.body or b"{}")
         except (ValueError, UnicodeDecodeError):
@@ -534,6 +536,26 @@ def meta_messages(request, body, version, phone_number_id):
     queryset = _history(request, Message.objects.filter(phone_number=number))
     fields = parse_kapso_fields(request.GET.get("fields"))
     return cursor_page(request, queryset, lambda m: listed_message(m, fields), urls=True)
+
+
+@endpoint(META, {"POST"})
+def meta_media(request, body, version, phone_number_id):
+    """`POST /{phone_number_id}/media`, multipart/form-data with `file` and `messaging_product`: `{"id"}`."""
+    number = _number_or_404(phone_number_id)
+    media = services.media_upload(number=number, fields=request.POST, file=request.FILES.get("file"))
+    return reply({"id": media.media_id})
+
+
+def media_file(request, media_id: str) -> HttpResponse:
+    """An uploaded file's bytes, for the phone page (the kapso-emulator's `/media-files/:id`)."""
+    media = Media.objects.filter(media_id=media_id).first()
+    if media is None:
+        return reply({"error": "Not found"}, 404)
+    response = HttpResponse(bytes(media.data), content_type=media.mime_type)
+    response["Content-Disposition"] = f'inline; filename="{media.media_id}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    return response
 
 
 @endpoint(META, {"GET"})

@@ -159,6 +159,20 @@ class Message(models.Model):
         return self.wamid
 
 
+class Media(models.Model):
+    """A file the business uploaded to send (`POST /{phone_number_id}/media`); its id goes in a send."""
+
+    media_id = models.CharField(max_length=32, primary_key=True)
+    phone_number = models.ForeignKey(PhoneNumber, on_delete=models.CASCADE, related_name="uploads")
+    mime_type = models.CharField(max_length=120)
+    filename = models.CharField(max_length=255, blank=True, default="")
+    data = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.media_id
+
+
 class DeliveryStatus(models.TextChoices):
     BUFFERING = "buffering"  # messages gathering for a batch
     PENDING = "pending"

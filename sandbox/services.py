@@ -21,6 +21,7 @@ from .models import (
     Customer,
     Delivery,
     FailureKind,
+    Media,
     Message,
     PhoneNumber,
     SetupLink,
@@ -582,10 +583,46 @@ def _render(kind: str, content: dict) -> str:
     return f"[{kind.capitalize()}] {caption}".strip()
 
 
+# What Meta takes in an upload (its own error lists them; docs/kapso.md §5.4).
+UPLOAD_TYPES = ("audio/aac", "audio/mp4", "audio/mpeg", "audio/amr", "audio/ogg", "audio/opus",
+                "application/vnd.ms-powerpoint", "application/msword",
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "application/pdf", "text/plain",
+                "application/vnd.ms-excel", "image/jpeg", "image/png", "image/webp", "video/mp4", "video/3gpp")
+UPLOAD_MAX_BYTES = 100 * 1024 * 1024
+
+
+def media_upload(*, number: PhoneNumber, fields: dict, file) -> Media:
+    """`POST /{phone_number_id}/media` (multipart): Meta checks `messaging_product` and the file
+    part's own Content-Type; a typeless part is refused (docs/kapso.md §7)."""
+    if fields.get("messaging_product") != "whatsapp":
+        raise meta_error(400, "(#100) The parameter messaging_product is required.", code=100)
+    if file is None:
+        raise meta_error(400, "(#100) The parameter file is required.", code=100)
+    mime_type = (file.content_type or "").split(";")[0].strip().lower()
+    if mime_type not in UPLOAD_TYPES:
+        raise meta_error(400, "(#100) Param file must be a file with one of the following types: "
+                              + ", ".join(UPLOAD_TYPES), code=100)
+    if file.size > UPLOAD_MAX_BYTES:
+        raise meta_error(400, "(#100) The file is too large.", code=100)
+    return Media.objects.create(media_id=str(random.randint(10**15, 10**16 - 1)), phone_number=number,
+                                mime_type=mime_type, filename=(file.name or "")[:255], data=file.read())
+
+
+def _uploaded_media_check(number: PhoneNumber, kind: str, content: dict) -> None:
+    """A media send by `id` needs a file uploaded to this number first, as Meta's error 100 says."""
+    if kind in MEDIA_TYPES and content.get("id") is not None:
+        if not Media.objects.filter(phone_number=number, media_id=str(content["id"])).exists():
+            raise meta_error(400, f"(#100) Invalid parameter: media id {content['id']} was not uploaded to this "
+                                  "phone number.", code=100)
+
+
 def outbound_send(*, number: PhoneNumber, body: dict) -> dict:
     """`POST /{phone_number_id}/messages` with a message: the Meta proxy's checks, in Kapso's order
     of evidence: injected failures, the 24-hour window, one send in flight per conversation."""
     to, kind, content = _validate_send(body)
+    _uploaded_media_check(number, kind, content)
     injected = failure_take(number=number)
     fail_later = False
     if injected:

@@ -33,6 +33,7 @@ meta = [
     path("media_download", api.media_download),
     re_path(rf"^{VERSION}/(?P<phone_number_id>\d+)$", api.meta_phone_number),
     re_path(rf"^{VERSION}/(?P<phone_number_id>\d+)/messages$", api.meta_messages),
+    re_path(rf"^{VERSION}/(?P<phone_number_id>\d+)/media$", api.meta_media),
     re_path(rf"^{VERSION}/(?P<business_account_id>\d+)/message_templates$", api.meta_templates),
     re_path(rf"^{VERSION}/(?P<phone_number_id>\d+)/messages/(?P<message_id>[^/]+)$", api.meta_message),
     re_path(r"^(?P<rest>.*)$", api.not_implemented, {"surface": "meta"}),
@@ -52,6 +53,7 @@ urlpatterns = [
     path("phone/<str:phone_number_id>/deliveries", pages.phone_deliveries, name="phone-deliveries"),
     path("phone/<str:phone_number_id>/delete", pages.phone_delete, name="phone-delete"),
     path("deliveries/<str:delivery_id>/redeliver", pages.delivery_redeliver, name="delivery-redeliver"),
+    path("media-files/<str:media_id>", api.media_file, name="media-file"),
     path("platform/v1/", include(platform)),
     path("meta/whatsapp/", include(meta)),
 ]

@@ -4,18 +4,23 @@ Switchboard in Kapso's shapes, and it lists templates and accepts template sends
 
 from datetime import timedelta
 
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from apps.agents.tasks import run_turn
 from apps.conversations.media import media_store
 from apps.conversations.models import Message, Thread
-from apps.conversations.services import template_send
+from apps.conversations.services import operator_media_send, template_send
 from apps.conversations.tasks import outbox_drain
+from apps.kapso import client as kapso
+from apps.kapso.errors import KapsoError
 from apps.whatsapp.models import MessageTemplate
 from apps.whatsapp.templates import templates_sync
 from sandbox import services
+from sandbox.models import Media, PhoneNumber
 from sandbox.models import Message as SandboxMessage
-from sandbox.models import PhoneNumber
+from tests.media_files import PNG
 from tests.test_sandbox_switchboard import CONTACT, connected, queue  # noqa: F401, F811
 
 
@@ -79,3 +84,40 @@ def test_it_lists_templates_and_takes_a_template_outside_the_window(connected, q
     assert sent.status == "sent", (sent.error_code, sent.error_text)
     stored = SandboxMessage.objects.get(wamid=sent.wamid)
     assert stored.type == "template" and stored.content["name"] == "follow_up"
+
+
+def test_an_operators_photo_is_uploaded_to_the_sandbox_and_sent_by_media_id(connected, queue, client):
+    number = number_of(connected)
+    services.contact_message_receive(number=number, contact=CONTACT, name="Alex", text="Which shelf?")
+    queue.run()
+    thread = Thread.objects.get()
+    photo = SimpleUploadedFile("shelf.png", PNG, content_type="image/png")
+
+    operator_media_send(thread=thread, file=photo, caption="This one")
+    outbox_drain(str(thread.pk))
+
+    sent = Message.objects.get(direction="outbound")
+    assert sent.status == "sent", (sent.error_code, sent.error_text)
+    stored = SandboxMessage.objects.get(wamid=sent.wamid)
+    upload = Media.objects.get(phone_number=number)
+    assert stored.type == "image" and stored.content == {"id": upload.media_id, "caption": "This one"}
+    assert (bytes(upload.data), upload.mime_type, upload.filename) == (PNG, "image/png", "shelf.png")
+    chat = client.get(f"/sandbox/phone/{number.phone_number_id}/chat", {"contact": CONTACT}).content.decode()
+    assert f'src="/sandbox/media-files/{upload.media_id}"' in chat
+    assert client.get(f"/sandbox/media-files/{upload.media_id}").content == PNG
+
+
+def test_the_sandbox_refuses_a_typeless_upload_and_an_id_never_uploaded(connected, queue):
+    number = number_of(connected)
+    services.contact_message_receive(number=number, contact=CONTACT, name="Alex", text="Hi")
+    queue.run()
+
+    with pytest.raises(KapsoError) as typeless:
+        kapso.upload_media(phone_number_id=number.phone_number_id, content=b"%PDF-1.4", filename="a.pdf",
+                           content_type="application/octet-stream")
+    with pytest.raises(KapsoError) as unknown:
+        kapso.send_message(phone_number_id=number.phone_number_id, to=CONTACT,
+                           content={"type": "image", "image": {"id": "1234567890123456"}})
+
+    assert typeless.value.status == 400 and "Param file must be a file with one of" in str(typeless.value)
+    assert unknown.value.status == 400 and "was not uploaded" in str(unknown.value)

@@ -300,16 +300,25 @@ class TemplateSendSerializer(StrictSerializer):
 
 
 class ReplySerializer(StrictSerializer):
-    """Free text `{text}`, or `{template: {name, language, variables}}` (also outside the window)."""
+    """Free text `{text}`, or `{template: {name, language, variables}}` (also outside the window),
+    or a photo or document as multipart/form-data: `file` with an optional `caption`."""
 
     text = serializers.CharField(max_length=MAX_REPLY_CHARS, required=False)
     template = TemplateSendSerializer(required=False)
+    file = serializers.FileField(required=False, help_text="A JPEG or PNG photo (up to 5 MB) or a PDF, Word, Excel, "
+                                                           "PowerPoint or text document, as multipart/form-data.")
+    caption = serializers.CharField(max_length=1024, required=False, allow_blank=True,
+                                    help_text="Shown under the photo or document.")
 
     def validate(self, data):
-        if "text" in data and "template" in data:
-            raise serializers.ValidationError({"template": "Send either `text` or `template`, not both."})
-        if "text" not in data and "template" not in data:
-            raise serializers.ValidationError({"text": "Write a message (`text`), or send a `template`."})
+        given = [name for name in ("text", "template", "file") if name in data]
+        if len(given) > 1:
+            raise serializers.ValidationError({given[1]: f"Send one of `text`, `template` or `file`, not "
+                                                         f"{' and '.join(f'`{name}`' for name in given)}."})
+        if not given:
+            raise serializers.ValidationError({"text": "Write a message (`text`), send a `template`, or a `file`."})
+        if "caption" in data and "file" not in data:
+            raise serializers.ValidationError({"caption": "A caption goes with a `file`."})
         return data
 
 

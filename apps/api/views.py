@@ -30,8 +30,9 @@ from apps.contacts import services as contacts
 from apps.contacts.models import Contact, ContactAttribute
 from apps.contacts.selectors import contacts_filtered
 from apps.conversations import privacy
+from apps.conversations.media import MediaRefused
 from apps.conversations.models import Message, Thread
-from apps.conversations.services import ReplyRefused, operator_reply, template_send
+from apps.conversations.services import ReplyRefused, operator_media_send, operator_reply, template_send
 from apps.kapso.errors import KapsoError
 from apps.knowledge import services as knowledge
 from apps.knowledge.models import KnowledgeSource
@@ -373,6 +374,7 @@ class ThreadRunsApi(APIView):
 @extend_schema(parameters=[_THREAD_ID])
 class ThreadMessagesApi(APIView):
     pagination_class = _PAGE  # tells the schema that GET answers a page
+    parser_classes = [JsonParser, MultiPartParser]  # a photo or document comes as multipart/form-data
 
     @extend_schema(operation_id="threads_messages_list", responses={200: s.MessageSerializer(many=True), **errors(404)})
     def get(self, request, thread_id: str):
@@ -394,16 +396,23 @@ class ThreadMessagesApi(APIView):
         connected, the answer is 409 `{"error": why}` and nothing is queued. `{"template": {"name",
         "language", "variables": [...]}}` sends an approved template instead, also outside the window;
         an unknown or unapproved template, or the wrong number of variables, is a 409 that says so.
+        A photo (JPEG or PNG, up to 5 MB) or a document (PDF, Word, Excel, PowerPoint, text) goes as
+        multipart/form-data, `file` and an optional `caption`; a file WhatsApp would not take (its
+        type, its size) is a 400 on `file`.
         """
         thread = _owned(request, _threads(request), thread_id, "thread")
         data = _input(s.ReplySerializer, request)
         try:
             if "template" in data:
                 messages = [template_send(thread=thread, **data["template"])]
+            elif "file" in data:
+                messages = [operator_media_send(thread=thread, file=data["file"], caption=data.get("caption", ""))]
             else:
                 messages = operator_reply(thread=thread, text=data["text"])
         except ReplyRefused as refused:
             return _error(409, str(refused))
+        except MediaRefused as refused:
+            raise ValidationError({"file": [str(refused)]}) from refused
         return Response({"results": s.MessageSerializer(messages, many=True).data}, status=201)
 
 

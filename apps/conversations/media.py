@@ -113,10 +113,15 @@ def _download(message: Message) -> kapso.Download:
 
 
 def _file_name(message: Message, media: dict, content_type: str) -> str:
-    name = _UNSAFE_NAME.sub("_", (media.get("filename") or "").strip())[-100:].lstrip("._")
+    return stored_name(media.get("filename") or "", message.type, content_type)
+
+
+def stored_name(filename: str, kind: str, content_type: str) -> str:
+    """A safe name for the stored copy: the file's own, else the kind with the type's extension."""
+    name = _UNSAFE_NAME.sub("_", (filename or "").strip())[-100:].lstrip("._")
     if not name:
         extension = mimetypes.guess_extension(content_type) or ""
-        name = f"{message.type or 'file'}{extension}"
+        name = f"{kind or 'file'}{extension}"
     return name
 
 
@@ -160,3 +165,58 @@ def message_media_annotate(*, message_id: uuid.UUID, **notes: str) -> dict:
         message.media = {**message.media, **notes}
         Message.objects.filter(pk=message_id).update(media=message.media, updated_at=timezone.now())
     return message.media
+
+
+# --- Files operators send (docs/kapso.md §7) -----------------------------------------------------
+
+# What WhatsApp accepts from the thread page, by MIME type, and its size limit per kind: photos
+# JPEG or PNG up to 5 MB, documents up to 100 MB (docs/kapso.md §5.4) — and never more than the
+# media store keeps (MEDIA_MAX_BYTES).
+OUTGOING_TYPES = {
+    "image/jpeg": "image", "image/png": "image",
+    "application/pdf": "document", "text/plain": "document",
+    "application/msword": "document", "application/vnd.ms-excel": "document",
+    "application/vnd.ms-powerpoint": "document",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "document",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": "document",
+}
+OUTGOING_MAX_BYTES = {"image": 5 * 1024 * 1024, "document": 100 * 1024 * 1024}
+MAX_CAPTION_CHARS = 1024  # WhatsApp's limit for captions
+MAX_FILENAME_CHARS = 240  # and for a document's file name
+# How the common kinds begin: a file that says it is one but is not is refused here, not by WhatsApp later.
+_SIGNATURES = {"image/jpeg": b"\xff\xd8\xff", "image/png": b"\x89PNG\r\n\x1a\n", "application/pdf": b"%PDF-"}
+_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg"}
+
+
+class MediaRefused(ValueError):
+    """A file WhatsApp would not take: the message says why, in words an operator can act on."""
+
+
+def outgoing_check(*, filename: str, content_type: str, size: int, head: bytes) -> tuple[str, str]:
+    """(kind, MIME type) of a file an operator wants to send, or MediaRefused. The browser's type
+    counts, else the one the file name suggests."""
+    declared = (content_type or "").split(";")[0].strip().lower()
+    declared = _ALIASES.get(declared, declared)
+    if declared not in OUTGOING_TYPES:
+        guessed = mimetypes.guess_type(filename or "")[0] or ""
+        declared = _ALIASES.get(guessed, guessed)
+    kind = OUTGOING_TYPES.get(declared or "")
+    if kind is None:
+        raise MediaRefused(f"WhatsApp cannot send this kind of file ({filename or 'no name'}). Send a JPEG or PNG "
+                           "photo, or a PDF, Word, Excel, PowerPoint or text document.")
+    limit = min(OUTGOING_MAX_BYTES[kind], settings.MEDIA_MAX_BYTES)
+    if size > limit:
+        what = "photo" if kind == "image" else "file"
+        raise MediaRefused(f"The {what} is {_megabytes(size)}; WhatsApp takes {what}s up to {_megabytes(limit)}.")
+    if size == 0:
+        raise MediaRefused("The file is empty.")
+    signature = _SIGNATURES.get(declared)
+    if signature and not head.startswith(signature):
+        raise MediaRefused(f"{filename or 'The file'} is not a real {declared.split('/')[1].upper()} file.")
+    return kind, declared
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB".replace(".0 MB", " MB")
+

@@ -19,7 +19,7 @@ from apps.kapso.payloads import Contact, InboundMessage, StatusUpdate
 from apps.whatsapp.models import ConnectionStatus, WhatsAppConnection
 
 from . import pacing
-from .media import has_media, media_fetch_enqueue
+from .media import MediaUnavailable, has_media, media_fetch_enqueue, media_open
 from .models import Author, Direction, Handoff, MediaStatus, Message, MessageStatus, Thread, statuses_before
 from .text import split_text
 
@@ -434,10 +434,16 @@ def outbox_send(*, message: Message) -> float | None:
     if wait > 0:
         return _postpone(message, wait)
     try:
+        content = _media_upload(message) if _needs_upload(message) else message_content(message)
+    except KapsoError as error:
+        return _record_send_error(message, error)  # nothing was sent: uploading again is harmless
+    except MediaUnavailable as error:
+        _mark_failed(message, code="media_missing", text=str(error))
+        return None
+    try:
         wamid = kapso.send_message(
             phone_number_id=connection.phone_number_id, to=message.thread.contact_phone,
-            recipient=message.thread.contact_bsuid, content=message_content(message),
-            reply_to=message.reply_to_wamid,
+            recipient=message.thread.contact_bsuid, content=content, reply_to=message.reply_to_wamid,
         )
     except KapsoError as error:
         if error.maybe_done:
@@ -451,6 +457,31 @@ def outbox_send(*, message: Message) -> float | None:
 def message_content(message: Message) -> dict:
     """The type-specific part of the Meta-proxy send body: the stored payload, or the text."""
     return message.payload or {"type": "text", "text": {"body": message.text, "preview_url": False}}
+
+
+def _needs_upload(message: Message) -> bool:
+    """A file of ours (an operator's photo or document) that Kapso does not have yet."""
+    kind = (message.payload or {}).get("type")
+    body = (message.payload or {}).get(kind)
+    return has_media(kind or "") and isinstance(body, dict) and not (body.get("id") or body.get("link")) and bool(
+        message.media_file)
+
+
+def _media_upload(message: Message) -> dict:
+    """Upload the stored file through the Meta proxy (`POST /{phone_number_id}/media`) and return
+    the send body with its media id. The id is kept on the row, so a retry sends without uploading
+    again."""
+    kind = message.payload["type"]
+    with media_open(message) as file:
+        data = file.read()
+    media_id = kapso.upload_media(
+        phone_number_id=message.connection.phone_number_id, content=data,
+        filename=message.media.get("filename") or message.media_file.name.rsplit("/", 1)[-1],
+        content_type=message.media.get("content_type") or "application/octet-stream",
+    )
+    message.payload = {**message.payload, kind: {**message.payload[kind], "id": media_id}}
+    Message.objects.filter(pk=message.pk).update(payload=message.payload, updated_at=timezone.now())
+    return message.payload
 
 
 def _record_sent(message: Message, wamid: str | None) -> None:
@@ -670,6 +701,47 @@ def operator_reply(*, thread: Thread, text: str, sent_by: str = "") -> list[Mess
         now = timezone.now()
         Thread.objects.filter(pk=thread.pk).update(last_operator_reply_at=now, needs_person_since=None, updated_at=now)
         return rows
+
+
+def operator_media_send(*, thread: Thread, file, caption: str = "", sent_by: str = "") -> Message:
+    """A photo or a document from a person, from the dashboard or the API: checked against
+    WhatsApp's types and limits (MediaRefused says what is wrong), kept in the media store, and
+    queued like any operator reply (the same 24-hour window and connection checks, ReplyRefused).
+    The outbox uploads it to Kapso and sends it by media id (`_media_upload`). `file` is an
+    uploaded file (name, content_type, size, read())."""
+    from .media import MAX_CAPTION_CHARS, MAX_FILENAME_CHARS, outgoing_check, stored_name
+    from .selectors import reply_blocked_reason
+
+    reason = reply_blocked_reason(thread=thread)
+    if reason:
+        raise ReplyRefused(reason)
+    caption = (caption or "").strip()
+    if len(caption) > MAX_CAPTION_CHARS:
+        raise ReplyRefused(f"A caption can have at most {MAX_CAPTION_CHARS} characters (it has {len(caption)}).")
+    filename = (getattr(file, "name", "") or "").rsplit("/", 1)[-1][-MAX_FILENAME_CHARS:]
+    head = file.read(16)
+    file.seek(0)
+    kind, content_type = outgoing_check(filename=filename, content_type=getattr(file, "content_type", ""),
+                                        size=file.size, head=head)
+    body = {"caption": caption} if caption else {}
+    if kind == "document":
+        body["filename"] = filename or "document"
+    label = "[Image]" if kind == "image" else f"[Document: {body['filename']}]"
+    with transaction.atomic():
+        rows = outbound_queue(thread=thread, text=f"{label} {caption}".strip(), author=Author.OPERATOR,
+                              payload={"type": kind, kind: body}, raw={"sent_by": sent_by} if sent_by else None)
+        if not rows:
+            raise ReplyRefused("This customer opted out, so no message can be sent to them.")
+        (row,) = rows
+        row.media = {"filename": filename, "content_type": content_type, "byte_size": file.size,
+                     **({"caption": caption} if caption else {})}
+        row.media_file.save(stored_name(filename, kind, content_type), file, save=False)
+        row.media_status = MediaStatus.STORED
+        Message.objects.filter(pk=row.pk).update(media=row.media, media_file=row.media_file.name,
+                                                 media_status=row.media_status)
+        now = timezone.now()
+        Thread.objects.filter(pk=thread.pk).update(last_operator_reply_at=now, needs_person_since=None, updated_at=now)
+    return row
 
 
 def template_send(

@@ -287,7 +287,19 @@ def phone_lines(text: str) -> list[str]:
 
 
 class ReplyForm(forms.Form):
-    text = forms.CharField(max_length=16_384, strip=True, error_messages={"required": "Write a message first."})
+    """A reply: text, or a photo or document (`file`) with the text as its optional caption."""
+
+    text = forms.CharField(max_length=16_384, strip=True, required=False)
+    file = forms.FileField(required=False, error_messages={"empty": "The file is empty."})
+
+    def clean(self):
+        data = super().clean()
+        if not self.errors and not data.get("text") and not data.get("file"):
+            raise forms.ValidationError("Write a message first.")
+        return data
+
+    def first_error(self) -> str:
+        return next(iter(self.errors.values()))[0]
 
 
 class PlaygroundForm(forms.Form):

@@ -36,7 +36,10 @@ def _http() -> httpx.Client:
     return client
 
 
-def _request(method: str, path: str, *, json: Any = None, params: dict | None = None) -> Any:
+def _request(
+    method: str, path: str, *, json: Any = None, params: dict | None = None, data: dict | None = None,
+    files: dict | None = None,
+) -> Any:
     if not settings.KAPSO_API_KEY:
         raise KapsoError(status=0, message="KAPSO_API_KEY is not set", transient=False)
     wait = ratelimit.acquire(settings.KAPSO_API_KEY)
@@ -46,7 +49,7 @@ def _request(method: str, path: str, *, json: Any = None, params: dict | None = 
     url = settings.KAPSO_API_BASE_URL + path
     headers = {"X-API-Key": settings.KAPSO_API_KEY, "Accept": "application/json"}
     try:
-        response = _http().request(method, url, json=json, params=params, headers=headers)
+        response = _http().request(method, url, json=json, params=params, data=data, files=files, headers=headers)
     except (httpx.ReadTimeout, httpx.ReadError, httpx.RemoteProtocolError) as exc:
         raise network_error(exc, maybe_done=True) from exc  # sent, but no answer: Kapso may have acted
     except httpx.HTTPError as exc:
@@ -223,6 +226,18 @@ def get_media(*, media_id: str, phone_number_id: str) -> dict:
     """A media id's metadata: {url, mime_type, file_size, download_url, ...}. The proxy requires
     `phone_number_id`; `download_url` is Kapso's short-lived (about 4 minutes) link to the bytes."""
     return _meta("GET", f"/{media_id}", params={"phone_number_id": phone_number_id})
+
+
+def upload_media(*, phone_number_id: str, content: bytes, filename: str, content_type: str) -> str:
+    """Upload a file to send (`POST /{phone_number_id}/media`, multipart): the `file` part carries
+    its real Content-Type (Meta checks it and refuses a typeless part). Returns the media id, for
+    a send body like {"type": "image", "image": {"id": ...}}."""
+    response = _meta("POST", f"/{phone_number_id}/media", data={"messaging_product": "whatsapp", "type": content_type},
+                     files={"file": (filename, content, content_type)})
+    media_id = response.get("id") if isinstance(response, dict) else None
+    if not isinstance(media_id, str) or not media_id:
+        raise KapsoError(status=200, message=f"media upload answered without an id: {response!r:.200}")
+    return media_id
 
 
 def download(url: str, *, max_bytes: int) -> Download:

@@ -83,6 +83,36 @@
     form.querySelectorAll("textarea").forEach(function (t) { autogrow(t); t.focus(); });
   });
 
+  // A photo or document attached to the reply: its name shows above the box, whose text becomes
+  // the caption; Remove (or a sent reply, which resets the form) takes it off.
+  function attachmentShow(form) {
+    var input = form.querySelector("input[data-attach]");
+    var box = form.querySelector("#attachment");
+    var text = form.querySelector("textarea[data-caption-placeholder]");
+    if (!input || !box) { return; }
+    var file = input.files.length ? input.files[0] : null;
+    box.hidden = !file;
+    form.querySelector("#attachment-name").textContent = file ? file.name : "";
+    if (text) {
+      if (!text.hasAttribute("data-text-placeholder")) { text.setAttribute("data-text-placeholder", text.placeholder); }
+      text.placeholder = file ? text.getAttribute("data-caption-placeholder") : text.getAttribute("data-text-placeholder");
+    }
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target.matches && event.target.matches("input[data-attach]")) { attachmentShow(event.target.form); }
+  });
+  document.addEventListener("reset", function (event) {
+    var form = event.target;
+    if (form.querySelector && form.querySelector("input[data-attach]")) { setTimeout(function () { attachmentShow(form); }, 0); }
+  });
+  document.addEventListener("click", function (event) {
+    var remove = event.target.closest && event.target.closest("[data-attach-remove]");
+    if (!remove) { return; }
+    var form = remove.closest("form");
+    form.querySelector("input[data-attach]").value = "";
+    attachmentShow(form);
+  });
+
   // Canned replies: "/" at the start of the reply box lists the organization's ready answers;
   // Enter or Tab (or a click) puts the first match, or the clicked one, in the box.
   function cannedMatches(field) {
@@ -134,7 +164,8 @@
     var touch = window.matchMedia && window.matchMedia("(pointer: coarse)").matches;
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing && (!touch || event.ctrlKey || event.metaKey)) {
       event.preventDefault();
-      if (target.value.trim() && target.form) { target.form.requestSubmit(); }
+      var attached = target.form && target.form.querySelector("input[data-attach]");
+      if ((target.value.trim() || (attached && attached.files.length)) && target.form) { target.form.requestSubmit(); }
     }
   });
 

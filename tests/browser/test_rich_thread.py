@@ -1,60 +1,130 @@
-"""The thread page shows what issue "beyond text" adds: a stored photo, a voice note's transcript, a
-PDF, a tap under the message it answers, and — the window being closed — the approved templates with
-their variables and a live preview; at a phone's width too."""
+# ruff: noqa: F811 - pytest fixtures imported from tests/test_sandbox_switchboard.py
+"""What issue "beyond text" adds, as a person sees it, coming from the Kapso sandbox: on the
+number's phone page a contact sends a voice note (with Kapso's transcript), a PDF, a photo (Meta
+media id only); an operator answers with a photo from the thread page (uploaded to the sandbox and
+sent by media id); the contact taps a reply button and answers quoting that photo. The thread page
+shows each — at a desktop's width and a phone's — and, once the window has closed, the templates
+synced from the sandbox with their variables, a live preview, and a send the sandbox accepts.
 
+The app and the sandbox run in pytest-django's live server; the sandbox's own deliveries run when
+the test says (`queue.run()`, as in tests/test_sandbox_switchboard.py); Switchboard's tasks (webhook
+processing, media fetches, sends) run in a real Celery worker on the same database and Redis."""
+
+import os
+import uuid
 from datetime import timedelta
 
 import pytest
+import redis
+from django.conf import settings
 from django.utils import timezone
 
+from apps.conversations.models import Message, Thread
 from apps.orgs.models import Role
-from apps.whatsapp.models import MessageTemplate
+from apps.whatsapp import services as whatsapp
+from apps.whatsapp.templates import templates_sync
+from sandbox.models import Message as SandboxMessage
 from tests.browser.conftest import at_width, screenshot
-from tests.factories import make_agent, make_connection, make_org, make_thread, make_user
+from tests.e2e.conftest import BIN, Process, database_url
+from tests.factories import make_user
 from tests.media_files import PNG
-from tests.test_dashboard_support import add_message, add_stored_image
-from tests.test_templates import ORDER_UPDATE
+from tests.support import wait_until
+from tests.test_sandbox_switchboard import CONTACT, connected, queue  # noqa: F401
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PASSWORD = "pw-123456!"
 
 
-def test_media_taps_quotes_and_templates_show_in_the_thread(browser_page, live_server):
+@pytest.fixture
+def sandbox_worker(connected, live_server, tmp_path, settings):
+    """A real Celery worker (both queues) whose Kapso is the sandbox in the live server."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()  # no task of an earlier test reaches it
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "DATABASE_URL": database_url(),
+           "TEST_REDIS_URL": settings.REDIS_URL, "TEST_KAPSO_API_BASE_URL": settings.KAPSO_API_BASE_URL,
+           "TEST_MEDIA_ROOT": settings.MEDIA_ROOT, "PYTHONUNBUFFERED": "1"}
+    args = [str(BIN / "celery"), "-A", "config", "worker", "-Q", "default,agents", "-P", "threads", "-c", "4",
+            "-n", f"rich-{uuid.uuid4().hex[:8]}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
+    process = Process("worker", args, env, tmp_path / "worker.log", " ready.").start()
+    try:
+        process.wait_ready(60)
+        yield process
+    finally:
+        process.kill()
+
+
+def test_what_the_sandbox_phone_sends_shows_in_the_thread(browser_page, connected, queue, sandbox_worker):
     page = browser_page
-    org = make_org(name="Acme Shop")
+    org = connected.org
+    whatsapp.connection_assign_agent(connection=connected, agent=connected.agent, enabled=False)  # people answer
     make_user(org, Role.OPERATOR, email="op@acme.test", password=PASSWORD)
-    connection = make_connection(org, agent=make_agent(org))
-    thread = make_thread(connection, contact_name="Maria Lopez", last_inbound_at=timezone.now() - timedelta(days=2))
-    add_stored_image(thread, content=PNG)
-    add_message(thread, "[Audio]", type="audio", media_status="stored",
-                media={"transcript": "Can you deliver on Friday?", "content_type": "audio/ogg"})
-    add_message(thread, "[Document: invoice.pdf]", type="document", media_status="stored",
-                media={"filename": "invoice.pdf", "byte_size": 20480, "content_type": "application/pdf"})
-    add_message(thread, "Shall we confirm your order?", direction="outbound", author="agent", status="read",
-                wamid="wamid.question")
-    add_message(thread, "Yes", type="interactive", reply_to_wamid="wamid.question",
-                media={"choice": {"kind": "button_reply", "id": "btn_yes", "title": "Yes"}})
-    MessageTemplate.objects.create(org=org, connection=connection, name=ORDER_UPDATE["name"], language="en_US",
-                                   status="APPROVED", category="UTILITY", components=ORDER_UPDATE["components"],
-                                   synced_at=timezone.now())
+    phone = f"/sandbox/phone/{connected.phone_number_id}/?contact={CONTACT}&name=Maria%20Lopez"
+
+    def press(action: str) -> None:
+        """A button of the phone page's "Real traffic" card; the sandbox then delivers its webhook."""
+        with page.expect_navigation():
+            page.locator(f"button[name=action][value={action}]").click()
+        queue.run()
+
+    page.goto(phone)
+    page.fill("#compose-text", "Hi! I sent you my invoice")
+    page.click("#compose-send")
+    page.locator(".msg-in", has_text="Hi! I sent you my invoice").wait_for()
+    queue.run()
+    for action in ("voice_transcript", "pdf", "photo"):
+        press(action)
+    wait_until(lambda: Message.objects.filter(direction="inbound", type="image", media_status="stored").exists(), 30,
+               "the contact's photo fetched through the sandbox's media lookup")
+    assert Message.objects.filter(direction="inbound").count() == 4
+    thread = Thread.objects.get(connection=connected)
 
     page.goto("/login/")
     page.get_by_label("Email").fill("op@acme.test")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.goto(f"/o/{org.slug}/threads/{thread.pk}/")
+    # The operator answers with a photo: attached, captioned, sent; the worker uploads it to the sandbox.
+    page.set_input_files("#reply-file", files=[{"name": "shelf.png", "mimeType": "image/png", "buffer": PNG}])
+    page.get_by_text("shelf.png").wait_for()
+    page.fill("#reply-text", "This shelf?")
+    page.click("#send-button")
+    page.locator(".bubble.out.operator", has_text="This shelf?").wait_for()
+    wait_until(lambda: SandboxMessage.objects.filter(direction="outbound", type="image").exists(), 30,
+               "the photo at the sandbox")
 
-    page.wait_for_function("[...document.querySelectorAll('img.media-image')].some(i => i.naturalWidth > 0)")
-    assert page.get_by_text("“Can you deliver on Friday?”").is_visible()
-    assert page.get_by_text("invoice.pdf").is_visible()
-    assert page.locator(".quote").first.inner_text().endswith("Shall we confirm your order?")
+    page.goto(phone)
+    page.locator(".msg-out img.photo").wait_for()  # the contact sees the photo on the phone
+    press("tap_button")
+    press("quote")
+    wait_until(lambda: Message.objects.filter(direction="inbound").count() == 6, 30, "the tap and the quote")
+
+    page.goto(f"/o/{org.slug}/threads/{thread.pk}/")
+    page.wait_for_function("[...document.querySelectorAll('img.media-image')].filter(i => i.naturalWidth > 0)"
+                           ".length === 2", timeout=30_000)  # the contact's photo and the operator's
+    assert page.get_by_text("“Hi, I need help with my order”").is_visible()  # the voice note's transcript
+    assert page.locator(".media-file", has_text="invoice.pdf").is_visible()
+    tap = page.locator(".bubble.in", has_text="Tapped the button")
+    assert tap.locator(".quote").inner_text().endswith("This shelf?") and "Yes" in tap.inner_text()
+    quoted = page.locator(".bubble.in", has_text="Is that right?")
+    assert quoted.locator(".quote").inner_text().endswith("This shelf?")
+    screenshot(page, "rich-thread", full_page=True)
+    restore = at_width(page, 390)
+    quoted.scroll_into_view_if_needed()
+    screenshot(page, "rich-thread-phone", full_page=True)
+    restore()
+
+    # A day later the window is closed: the templates synced from the sandbox are offered instead.
+    connected.business_account_id = connected.business_account_id or "102290129340398"
+    connected.save()
+    assert templates_sync(connection=connected) == 2
+    Thread.objects.filter(pk=thread.pk).update(last_inbound_at=timezone.now() - timedelta(days=2))
+    page.reload()
     page.get_by_label("Template").select_option("order_update|en_US")
     page.locator("#var-0").fill("Maria")
     page.locator("#var-1").fill("A-1001")
     page.wait_for_function("document.querySelector('#template-preview').innerText.includes('A-1001')")
-    screenshot(page, "rich-thread", full_page=True)
-    restore = at_width(page, 390)
-    screenshot(page, "rich-thread-phone", full_page=True)
-    restore()
+    screenshot(page, "rich-thread-template", full_page=True)
     page.get_by_role("button", name="Send template").click()
     page.wait_for_function("document.querySelector('#stream').innerText.includes('your order A-1001 has shipped')")
+    wait_until(lambda: SandboxMessage.objects.filter(direction="outbound", type="template").exists(), 30,
+               "the template at the sandbox")

@@ -3,6 +3,8 @@ envelopes and error bodies (docs/kapso.md §1–6). It records every request and
 the next sends, so tests replace Kapso only at the network edge."""
 
 import base64
+import email
+import email.policy
 import itertools
 import json
 import re
@@ -22,6 +24,33 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "kapso"
 
 def fixture(name: str) -> dict:
     return json.loads((FIXTURES / f"{name}.json").read_text())
+
+
+# The types Meta takes in a media upload (its own error lists them; docs/kapso.md §5.4).
+UPLOAD_TYPES = ("audio/aac", "audio/mp4", "audio/mpeg", "audio/amr", "audio/ogg", "audio/opus",
+                "application/vnd.ms-powerpoint", "application/msword",
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "application/pdf", "text/plain",
+                "application/vnd.ms-excel", "image/jpeg", "image/png", "image/webp", "video/mp4", "video/3gpp")
+SEND_MEDIA_TYPES = ("image", "audio", "video", "document", "sticker")
+
+
+def multipart_fields(raw: bytes, content_type: str) -> dict:
+    """A multipart/form-data body as {name: value}: text fields as str, files as
+    {"filename", "content_type", "content"}."""
+    parsed = email.message_from_bytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw,
+                                      policy=email.policy.HTTP)
+    fields = {}
+    for part in parsed.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        content = part.get_payload(decode=True) or b""
+        if part.get_filename() is not None:
+            fields[name] = {"filename": part.get_filename(), "content_type": part.get_content_type(),
+                            "content": content}
+        else:
+            fields[name] = content.decode()
+    return fields
 
 
 def inbound_history_row(wamid: str, text: str, *, seconds_ago: float = 60, phone: str = "15551234567",
@@ -51,6 +80,7 @@ class FakeKapso(LocalServer):
         # media id through GET /{media_id}?phone_number_id= and its short-lived `download_url`.
         self.media: dict[str, tuple[bytes, str]] = {}
         self.media_ids: dict[str, tuple[bytes, str]] = {}
+        self.uploads: list[dict] = []  # POST /{pnid}/media: {id, filename, content_type, content}
         self.templates: list[dict] = []  # what GET /{waba_id}/message_templates lists, page by page
         self.customers: list[dict] = []
         self.history_failures = 0  # answer 500 to this many next history lookups
@@ -151,6 +181,8 @@ class FakeKapso(LocalServer):
                 return 204, None, {}
             hook.update((body or {}).get("whatsapp_webhook") or {})
             return 200, {"data": hook}, {}
+        if re.fullmatch(r"/meta/whatsapp/v[0-9.]+/([^/]+)/media", path) and method == "POST":
+            return self._upload(body or {})
         if m := re.fullmatch(r"/meta/whatsapp/v[0-9.]+/([^/]+)/messages", path):
             if method == "GET":
                 return self._history_page(query)
@@ -206,9 +238,28 @@ class FakeKapso(LocalServer):
         cursors = {"after": base64.b64encode(str(start + limit).encode()).decode()} if more else {}
         return 200, {"data": page, "paging": {"cursors": cursors}}, {}
 
+    def _upload(self, fields: dict) -> tuple[int, object, dict]:
+        """`POST /{pnid}/media`, multipart: Meta checks the file part's own type (docs/kapso.md §7)."""
+        file = fields.get("file")
+        if fields.get("messaging_product") != "whatsapp" or not isinstance(file, dict):
+            return 400, {"error": {"message": "(#100) messaging_product and file are required", "code": 100}}, {}
+        if file["content_type"] not in UPLOAD_TYPES:
+            return 400, {"error": {"message": "(#100) Param file must be a file with one of the following types: "
+                                              + ", ".join(UPLOAD_TYPES), "type": "OAuthException", "code": 100}}, {}
+        with self._lock:
+            media_id = str(4490709327384000 + next(self._ids))
+            self.uploads.append({"id": media_id, **file})
+            self.media_ids[media_id] = (file["content"], file["content_type"])
+        return 200, {"id": media_id}, {}
+
     def _send(self, phone_number_id: str, body: dict) -> tuple[int, object, dict]:
         if body.get("status") == "read":
             return 200, {"success": True}, {}
+        kind = body.get("type")
+        media_id = (body.get(kind) or {}).get("id") if kind in SEND_MEDIA_TYPES else None
+        if media_id is not None and media_id not in self.media_ids:  # as Meta: only an uploaded id
+            return 400, {"error": {"message": f"(#100) Invalid parameter: media id {media_id} was not uploaded",
+                                   "type": "OAuthException", "code": 100}}, {}
         with self._lock:  # a scripted delay and failure belong to the send that arrives next
             delay = self.send_delays.popleft() if self.send_delays else self.send_delay
             failure = self.send_failures.popleft() if self.send_failures else None
@@ -245,7 +296,11 @@ class FakeKapso(LocalServer):
             def _serve(self, method: str):
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                body = json.loads(raw) if raw else None
+                content_type = self.headers.get("Content-Type", "")
+                if content_type.startswith("multipart/form-data"):
+                    body = multipart_fields(raw, content_type)
+                else:
+                    body = json.loads(raw) if raw else None
                 fake.requests.append({"method": method, "path": self.path, "body": body,
                                       "headers": dict(self.headers), "at": time.time()})
                 path, _, query = self.path.partition("?")

@@ -118,6 +118,7 @@ def thread(request: HttpRequest, thread_id: str) -> HttpResponse:
     before = parse_time(request.GET.get("before", "").replace(" ", "+"))
     items, earlier = selectors.thread_stream(thread=thread, before=before)
     context = {"thread": thread, "items": items, "earlier": earlier, "form": ReplyForm(),
+               "attach_accept": ",".join(media.OUTGOING_TYPES),
                "since": (timezone.now() - timedelta(seconds=15)).isoformat(), **_thread_state(thread),
                **_team_context(request, thread)}
     return render(request, "dashboard/thread.html", context)
@@ -172,17 +173,20 @@ def thread_earlier(request: HttpRequest, thread_id: str) -> HttpResponse:
 @org_view()
 def thread_reply(request: HttpRequest, thread_id: str) -> HttpResponse:
     thread = _thread(request, thread_id)
-    form = ReplyForm(request.POST)
+    form = ReplyForm(request.POST, request.FILES)
     error, items = "", []
     if not form.is_valid():
-        error = form.errors["text"][0]
+        error = form.first_error()
     else:
+        text, file = form.cleaned_data["text"], form.cleaned_data.get("file")
+        sent_by = request.user.get_full_name() or request.user.email
         try:
-            rows = conversation_services.operator_reply(
-                thread=thread, text=form.cleaned_data["text"],
-                sent_by=request.user.get_full_name() or request.user.email,
-            )
-        except conversation_services.ReplyRefused as refused:
+            if file is not None:  # a photo or a document; the text is its caption
+                rows = [conversation_services.operator_media_send(thread=thread, file=file, caption=text,
+                                                                  sent_by=sent_by)]
+            else:
+                rows = conversation_services.operator_reply(thread=thread, text=text, sent_by=sent_by)
+        except (conversation_services.ReplyRefused, media.MediaRefused) as refused:
             error = str(refused)
         else:
             items = [selectors.StreamItem("message", row, row.created_at) for row in rows]
