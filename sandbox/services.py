@@ -365,9 +365,16 @@ def history_import(*, number: PhoneNumber, contact: str, name: str) -> list[Mess
     ]
 
 
-# A 1×1 PNG: the sandbox's stand-in for every photo a contact sends.
+# A small picture of a parcel (240×160 PNG): the sandbox's stand-in for every photo a contact sends.
 PHOTO_PNG = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+    "iVBORw0KGgoAAAANSUhEUgAAAPAAAACgCAIAAAC9uXYyAAACBklEQVR42u3SUQ3AIAxFUYQhZQbws0zEdEzARCBgEnCwHxJSmvNy"
+    "DbQ55e2flKbiBQJaAloCWgJaQEtAS0BLQEtAC2gJaAloCWgJaAEtAS0BLQEtAS2gJaAloCWgJaAFtAS0BLQEtAS0gJaAloCWgJaA"
+    "FtAS0BLQEtACOmDPeeze1epPCQ4EGmiggQYaaKCBBhpooIEGGmiggQYaaKCBBhpooIEGGmiggQYaaKCBBhpooIEGGmiggQYaaKCB"
+    "BhpooIEGGmiggQYaaKCBBhpooIEGGmiggQYaaKCBBhpooIEGGmiggQYaaKCBBhpooIEGGmiggQYaaKCBBhpooIEGGmiggQYaaKCB"
+    "BhpooIEGGmiggQYaaKCBBhpooIEGGmiggQYaaKCBBhpooIEGGmiggQYaaKCBBhpooIEGGmiggQYaaKCBBhpooIEGGmiggQYaaKCB"
+    "BhpooIEGGmiggQYaaKCBBhpooIEGGmiggQYaaKCBBhpooIEGeh3oO+SAjl9MOUADDTTQQAMNNNBAAw000EADDTTQQAMNNNBAAw00"
+    "0EADDTTQQAMNNNBAAw000EADDTTQQAMNNNBAAw000EADDTTQQO8G2gxoM6ANaDOgzYA2A9qANgPaDGgzoM2ANqDNgDYD2gxoM6AN"
+    "aDOgzYA2A9oMaAPaDGgzoM2ANgPagDYD2gxos+kNDUAPiAJ6dKwAAAAASUVORK5CYII="
 )
 # A one-page PDF with a line of text, and a few bytes that stand for an Ogg voice note.
 INVOICE_PDF = base64.b64decode(

@@ -200,7 +200,7 @@ def test_an_admin_sets_the_conversation_settings_of_an_agent(client, admin, org,
 def test_an_admin_sets_how_the_agent_handles_photos_and_quotes(client, admin, org, agent):
     edit = org_url("agent-edit", org, agent_id=agent.pk)
     page = signed_in(client, admin).get(edit).content.decode()
-    for words in ("Photos customers send", "Can the model see photos?", "go to this model instead",
+    for words in ("Photos customers send", "Can the model see photos?", "go to the photo model below instead",
                   "Quote the customer&#x27;s message", "Quote when answering an earlier message"):
         assert words in page
 

@@ -182,8 +182,6 @@ class AgentForm(forms.Form):
     vision_provider = forms.ChoiceField(
         required=False, label="Photo model provider",
         choices=[("", "No photo model")] + [(p, PROVIDER_LABELS.get(p, p)) for p in PROVIDERS],
-        help_text="When the model above cannot see photos, messages with a photo go to this model instead. "
-                  "Without one, the agent only reads a short description of the photo (its caption and file name).",
     )
     vision_name = forms.CharField(required=False, max_length=100, label="Photo model",
                                   help_text="For example gpt-4.1-mini or claude-haiku-4-5.")

@@ -16,7 +16,7 @@ from datetime import timedelta
 
 import pytest
 import redis
-from django.conf import settings
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.conversations.models import Message, Thread
@@ -27,7 +27,7 @@ from sandbox.models import Message as SandboxMessage
 from tests.browser.conftest import at_width, screenshot
 from tests.e2e.conftest import BIN, Process, database_url
 from tests.factories import make_user
-from tests.media_files import PNG
+from tests.media_files import SHELF_PNG
 from tests.support import wait_until
 from tests.test_sandbox_switchboard import CONTACT, connected, queue  # noqa: F401
 
@@ -57,7 +57,7 @@ def test_what_the_sandbox_phone_sends_shows_in_the_thread(browser_page, connecte
     page = browser_page
     org = connected.org
     whatsapp.connection_assign_agent(connection=connected, agent=connected.agent, enabled=False)  # people answer
-    make_user(org, Role.OPERATOR, email="op@acme.test", password=PASSWORD)
+    make_user(org, Role.ADMIN, email="op@acme.test", password=PASSWORD)
     phone = f"/sandbox/phone/{connected.phone_number_id}/?contact={CONTACT}&name=Maria%20Lopez"
 
     def press(action: str) -> None:
@@ -84,9 +84,12 @@ def test_what_the_sandbox_phone_sends_shows_in_the_thread(browser_page, connecte
     page.get_by_role("button", name="Sign in").click()
     page.goto(f"/o/{org.slug}/threads/{thread.pk}/")
     # The operator answers with a photo: attached, captioned, sent; the worker uploads it to the sandbox.
-    page.set_input_files("#reply-file", files=[{"name": "shelf.png", "mimeType": "image/png", "buffer": PNG}])
+    page.set_input_files("#reply-file", files=[{"name": "shelf.png", "mimeType": "image/png", "buffer": SHELF_PNG}])
     page.get_by_text("shelf.png").wait_for()
     page.fill("#reply-text", "This shelf?")
+    restore = at_width(page, 390)
+    screenshot(page, "rich-thread-attached-phone")
+    restore()
     page.click("#send-button")
     page.locator(".bubble.out.operator", has_text="This shelf?").wait_for()
     wait_until(lambda: SandboxMessage.objects.filter(direction="outbound", type="image").exists(), 30,
@@ -94,6 +97,7 @@ def test_what_the_sandbox_phone_sends_shows_in_the_thread(browser_page, connecte
 
     page.goto(phone)
     page.locator(".msg-out img.photo").wait_for()  # the contact sees the photo on the phone
+    screenshot(page, "rich-sandbox-phone")
     press("tap_button")
     press("quote")
     wait_until(lambda: Message.objects.filter(direction="inbound").count() == 6, 30, "the tap and the quote")
@@ -107,7 +111,9 @@ def test_what_the_sandbox_phone_sends_shows_in_the_thread(browser_page, connecte
     assert tap.locator(".quote").inner_text().endswith("This shelf?") and "Yes" in tap.inner_text()
     quoted = page.locator(".bubble.in", has_text="Is that right?")
     assert quoted.locator(".quote").inner_text().endswith("This shelf?")
-    screenshot(page, "rich-thread", full_page=True)
+    restore = at_width(page, 1280, 1500)  # tall enough for the whole conversation
+    screenshot(page, "rich-thread")
+    restore()
     restore = at_width(page, 390)
     quoted.scroll_into_view_if_needed()
     screenshot(page, "rich-thread-phone", full_page=True)
@@ -128,3 +134,17 @@ def test_what_the_sandbox_phone_sends_shows_in_the_thread(browser_page, connecte
     page.wait_for_function("document.querySelector('#stream').innerText.includes('your order A-1001 has shipped')")
     wait_until(lambda: SandboxMessage.objects.filter(direction="outbound", type="template").exists(), 30,
                "the template at the sandbox")
+
+    # How the agent treats photos and quotes is set on its form (it was API only).
+    page.goto(reverse("agent-edit", args=[org.slug, connected.agent.pk]))
+    page.get_by_label("Can the model see photos?").select_option("no")
+    page.get_by_label("Photo model provider").select_option("openai")
+    page.get_by_label("Photo model", exact=True).fill("gpt-4.1-mini")
+    page.get_by_label("Quote the customer's message").select_option("auto")
+    page.locator("#photo-settings").scroll_into_view_if_needed()
+    screenshot(page, "agent-form-photos")
+    page.get_by_role("button", name="Save changes").click()
+    page.wait_for_url(f"**/agents/{connected.agent.pk}/")
+    connected.agent.refresh_from_db()
+    assert (connected.agent.model_accepts_images, connected.agent.vision_model, connected.agent.reply_threading) == (
+        False, {"provider": "openai", "name": "gpt-4.1-mini"}, "auto")
