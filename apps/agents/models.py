@@ -197,3 +197,21 @@ class Schedule(OrgOwnedModel):
             models.Index(fields=["next_run_at"], condition=Q(enabled=True), name="schedule_due"),
             models.Index(fields=["agent", "created_at"], name="schedule_agent_time"),
         ]
+
+
+class DailySummary(OrgOwnedModel):
+    """What happened in an organization's conversations in a day (apps/agents/summaries.py): exact
+    counts from the database and a model's prose on the main topics. One per organization and day."""
+
+    day = models.DateField()  # the local date (organization's clock) on which the period ends
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    counts = models.JSONField(default=dict)  # messages_in/out, threads, new_contacts, failed_sends, handoffs
+    unanswered = models.JSONField(default=list)  # [{"thread_id", "contact", "waiting_since"}]
+    failed = models.JSONField(default=list)  # [{"thread_id", "contact", "error"}]
+    text = models.TextField(blank=True, default="")  # the model's summary of the main topics
+    model = models.JSONField(default=dict, blank=True)  # {"provider", "name"} that wrote it
+    emailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "day"], name="summary_one_per_org_day")]

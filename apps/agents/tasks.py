@@ -111,3 +111,11 @@ def memory_refresh(thread_id: str) -> None:
 def schedules_fire() -> None:
     """Beat, every SCHEDULE_TICK_SECONDS: claim and fire the schedules whose time came (schedules.py)."""
     schedules.schedules_fire_due()
+
+
+@shared_task(ignore_result=True)
+def daily_summaries() -> None:
+    """Beat, every 5 minutes: the daily summaries whose hour came (summaries.py)."""
+    from .summaries import daily_summaries_due
+
+    daily_summaries_due()

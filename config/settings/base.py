@@ -403,6 +403,9 @@ ASSIGNED_STALE_MINUTES = env_int("ASSIGNED_STALE_MINUTES", 30)
 
 # How often beat looks for due agent schedules (apps/agents/schedules.py); the end-to-end tests shorten it.
 SCHEDULE_TICK_SECONDS = env_float("SCHEDULE_TICK_SECONDS", 60.0)
+# The daily summary of each organization's conversations is written at this hour of its own clock
+# (Organization.time_zone) and covers the 24 hours before it.
+DAILY_SUMMARY_HOUR = env_int("DAILY_SUMMARY_HOUR", 18)
 
 _SWEEP_EVERY = schedule(timedelta(seconds=SWEEP_INTERVAL_SECONDS))
 CELERY_BEAT_SCHEDULE = {
@@ -417,6 +420,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "fire-schedules": {"task": "apps.agents.tasks.schedules_fire",
                        "schedule": schedule(timedelta(seconds=SCHEDULE_TICK_SECONDS))},
+    "daily-summaries": {"task": "apps.agents.tasks.daily_summaries", "schedule": schedule(timedelta(minutes=5))},
     "purge-expired-data": {"task": "apps.conversations.tasks.purge_expired_data", "schedule": timedelta(hours=1)},
 }
 

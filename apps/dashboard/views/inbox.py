@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.agents import services as agent_services
+from apps.agents.summaries import latest_summary
 from apps.contacts import services as contact_services
 from apps.contacts.selectors import attributes_of, contact_for_thread
 from apps.conversations import media, privacy, team
@@ -70,6 +71,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
                                   .order_by("display_phone_number"))
     context["labels"] = conversations.labels_in_use(org=request.org)
     context["attributes"] = attributes_of(org=request.org)
+    context["summary"] = latest_summary(org=request.org) if not cursor else None
     return render(request, "dashboard/inbox.html", context)
 
 
