@@ -147,11 +147,11 @@ def test_the_inbox_costs_the_same_queries_for_3_or_50_threads(
     _threads(connection, 3)
     client.get(org_url("inbox", connection.org))  # warm the session
     # 8, plus the "needs a person" list, the Inbox link's count of it, the labels and the contact
-    # attributes for the filters.
-    with django_assert_max_num_queries(12) as small:
+    # attributes for the filters, and the latest daily summary.
+    with django_assert_max_num_queries(13) as small:
         client.get(org_url("inbox", connection.org))
     _threads(connection, 47, start=3)
-    with django_assert_max_num_queries(12) as large:
+    with django_assert_max_num_queries(13) as large:
         response = client.get(org_url("inbox", connection.org))
 
     assert len(response.context["threads"]) == 50

@@ -76,6 +76,9 @@ def next_run_after(*, every_minutes: int | None, at: time | None, zone: ZoneInfo
 def describe(schedule: Schedule) -> str:
     if schedule.every_minutes:
         minutes = schedule.every_minutes
+        if minutes % (60 * 24) == 0:
+            days = minutes // (60 * 24)
+            return "Every day" if days == 1 else "Every week" if days == 7 else f"Every {days} days"
         if minutes % 60 == 0:
             hours = minutes // 60
             return "Every hour" if hours == 1 else f"Every {hours} hours"
