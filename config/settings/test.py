@@ -25,6 +25,8 @@ PUBLIC_BASE_URL = "https://switchboard.test"
 MODEL_RETRY_BASE_SECONDS = 0.0
 OUTBOX_RETRY_BASE_SECONDS = 0.0
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+if env("TEST_EMAIL_FILE_PATH", ""):  # end-to-end tests read what their worker processes sent from files
+    EMAIL_BACKEND, EMAIL_FILE_PATH = "django.core.mail.backends.filebased.EmailBackend", env("TEST_EMAIL_FILE_PATH")
 # Media copies of the tests (web and workers of the end-to-end tests share it), away from the tree.
 MEDIA_ROOT = env("TEST_MEDIA_ROOT", str(Path(tempfile.gettempdir()) / "switchboard-test-media"))
 STORAGES = {

@@ -1,4 +1,5 @@
-"""The agent features operators know from other WhatsApp agent frameworks, end to end.
+"""The agent features operators know from other WhatsApp agent frameworks, end to end; and the
+flows of knowledge, handoff and contacts (issue 12's "Done means").
 
 One deployment (gunicorn, both workers, beat) serves the whole module; each test configures its
 agent in the database, posts signed deliveries over HTTP and reads what reached the Kapso and
@@ -7,13 +8,17 @@ model stand-ins.
 
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from apps.agents.models import AgentRun, Schedule, ThreadMemory
-from apps.conversations.models import Message
+from apps.agents.models import AgentRun, Schedule, ThreadMemory, ToolCall
+from apps.contacts.models import Contact, ContactAttribute
+from apps.conversations.models import Message, Thread
+from apps.knowledge.services import source_create
+from apps.orgs.models import Membership
 from tests.e2e.conftest import (
     PHONE_NUMBER_ID,
     SECRET,
@@ -25,9 +30,10 @@ from tests.e2e.conftest import (
     use_model,
     wait_until,
 )
-from tests.factories import make_agent, make_api_key, make_connection, make_org
+from tests.factories import make_agent, make_api_key, make_connection, make_org, make_user
 from tests.fakes.kapso_server import FakeKapso
 from tests.fakes.model_servers import AnthropicServer, OpenAIServer, ReceivedRequest, ScriptedReply
+from tests.test_dashboard_support import org_url
 
 pytestmark = pytest.mark.e2e
 
@@ -87,7 +93,8 @@ def fallback():
 @pytest.fixture(scope="module")
 def stack(django_db_setup, kapso, model, fallback, tmp_path_factory):
     # Beat looks for due schedules every second here (a minute in production).
-    env = {"ANTHROPIC_BASE_URL": fallback.url, "ANTHROPIC_API_KEY": "sk-ant-e2e", "SCHEDULE_TICK_SECONDS": "1"}
+    env = {"ANTHROPIC_BASE_URL": fallback.url, "ANTHROPIC_API_KEY": "sk-ant-e2e", "SCHEDULE_TICK_SECONDS": "1",
+           "TEST_EMAIL_FILE_PATH": str(tmp_path_factory.mktemp("mail"))}
     deployment = launch_stack(fake_kapso=kapso, model=model, env=env, beat=True,
                               log_dir=tmp_path_factory.mktemp("agent-features"), tag="features")
     yield deployment
@@ -332,3 +339,88 @@ def test_a_schedule_fires_on_time_once_and_not_twice_across_a_beat_restart(shop,
     assert AgentRun.objects.filter(schedule_id=schedule_id).count() == 1
     schedule = Schedule.objects.get(pk=schedule_id)
     assert schedule.last_result == "sent" and schedule.next_run_at > timezone.now() + timedelta(minutes=55)
+
+
+# --- Knowledge, handoff and contacts (issue 12) ------------------------------------------------------
+
+
+def test_an_faq_answer_reaches_the_model_and_the_turn_card_shows_its_source(shop, stack, kapso, model, client):
+    org, agent, _ = shop
+    use_model(agent, knowledge_auto=True)
+    source_create(agent=agent, kind="faq", question="Do you offer refunds?", answer="Refunds are paid within 14 days.")
+    source_create(agent=agent, kind="faq", question="Where are you?", answer="Calle Mayor 1, Madrid.")
+
+    say(stack, "How do refunds work?")
+
+    wait_until(lambda: sends(kapso), 30, what="the answer")
+    system = model.requests[0].body["messages"][0]["content"]
+    assert "Refunds are paid within 14 days." in system and "Calle Mayor" not in system
+    thread = Thread.objects.get()
+    client.force_login(make_user(org, "operator"))
+    card = client.get(org_url("thread", org, thread_id=thread.pk)).content.decode()
+    assert "The agent answered from the knowledge base · 1 passage" in card
+    assert "Knowledge given to the agent" in card and "Do you offer refunds?" in card and "(faq)" in card
+
+
+def test_a_handoff_goes_to_people_who_are_told_and_the_agent_answers_again_after_the_resume_time(
+        shop, stack, kapso, model, client):
+    org, agent, connection = shop
+    use_model(agent, tools=["conversation.handoff"])
+    connection.resume_after_minutes = 5
+    connection.save()
+    keen = make_user(org, "operator", email="keen@shop.test")
+    Membership.objects.filter(user=keen).update(email_on_handoff=True)
+    model.reply_tool_call("conversation.handoff", {"reason": "contact_asked",
+                                                   "message": "A colleague will write to you shortly."})
+
+    say(stack, "Can I talk to a person, please?")
+
+    wait_until(lambda: texts(kapso) == ["A colleague will write to you shortly."], 30, what="the handoff message")
+    thread = Thread.objects.get()
+    assert (thread.handoff, thread.handoff_reason) == ("human", "contact_asked")
+    # Operators are told: the inbox badge and the thread first with its reason, and an email to who opted in.
+    client.force_login(keen)
+    inbox = client.get(org_url("inbox", org)).content.decode()
+    assert "1 conversation needs a person" in inbox and "Asked for a person" in inbox
+    mail_dir = Path(stack.env["TEST_EMAIL_FILE_PATH"])
+    wait_until(lambda: any(mail_dir.iterdir()), 30, what="the handoff email")
+    [email] = [path.read_text() for path in mail_dir.iterdir()]
+    assert "To: keen@shop.test" in email and "Reason: Asked for a person" in email
+    # While people have it, the agent stays quiet; an operator answers.
+    say(stack, "Hello?")
+    client.post(org_url("thread-reply", org, thread_id=thread.pk), {"text": "Hi, Marta here. Checking."},
+                HTTP_HX_REQUEST="true")
+    wait_until(lambda: len(texts(kapso)) == 2, 30, what="the operator's reply")
+    assert len(model.requests) == 1
+    # Five minutes without an operator reply later, the contact writing is answered by the agent at once.
+    past = timezone.now() - timedelta(minutes=6)
+    Thread.objects.filter(pk=thread.pk).update(handoff_at=past, last_operator_reply_at=past)
+
+    say(stack, "Is anyone there?")
+
+    wait_until(lambda: any("Is anyone there?" in text for text in texts(kapso)), 30, what="the agent's answer")
+    assert Thread.objects.get().handoff == "agent" and len(model.requests) >= 2
+
+
+def test_the_agent_records_a_lead_status_but_not_an_attribute_it_may_not_write(shop, stack, kapso, model, client):
+    org, agent, _ = shop
+    use_model(agent, tools=["contact.update"])
+    ContactAttribute.objects.create(org=org, name="lead_status", type="text", agent_writable=True)
+    ContactAttribute.objects.create(org=org, name="plan", type="text", agent_writable=False)
+    model.reply_tool_call("contact.update", {"attributes": {"lead_status": "qualified"}})
+    model.reply_tool_call("contact.update", {"attributes": {"plan": "gold"}})
+    model.reply_text("Thanks, I have noted that.")
+
+    say(stack, "I want to buy 20 licences for my team.")
+
+    wait_until(lambda: sends(kapso), 30, what="the answer")
+    contact = Contact.objects.get()
+    assert contact.attributes == {"lead_status": "qualified"}
+    first, refused = ToolCall.objects.order_by("created_at")
+    assert first.error == "" and "plan" in refused.error
+    api = {"Authorization": f"Bearer {make_api_key(org)}"}
+    record = stack.http.get(f"/api/v1/contacts/{contact.pk}", headers=api).json()
+    assert record["attributes"] == {"lead_status": "qualified"}
+    client.force_login(make_user(org, "operator"))
+    beside = client.get(org_url("thread", org, thread_id=Thread.objects.get().pk)).content.decode()
+    assert "qualified" in beside
