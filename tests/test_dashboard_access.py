@@ -70,7 +70,6 @@ ROUTES = [
     ("post", "api-keys", {}, ADMIN),
     ("post", "api-key-revoke", {"key_id": "key"}, ADMIN),
     ("get", "members", {}, OPERATOR),
-    ("post", "member-notifications", {}, OPERATOR),
     ("post", "member-invite", {}, ADMIN),
     ("post", "member-role", {"membership_id": "membership"}, ADMIN),
     ("post", "member-remove", {"membership_id": "membership"}, ADMIN),

@@ -298,16 +298,16 @@ def test_someone_without_an_org_is_told_how_to_get_in(client):
     assert "not in an organization yet" in response.content.decode()
 
 
-def test_each_member_switches_their_own_handoff_email(client, admin, operator, org):
+def test_each_member_switches_their_own_handoff_email_in_settings(client, admin, operator, org):
     mine, theirs = Membership.objects.get(user=operator), Membership.objects.get(user=admin)
     signed_in(client, operator)
-    page = client.get(org_url("members", org)).content.decode()
+    page = client.get(org_url("org-settings", org)).content.decode()
     assert 'name="email_on_handoff"' in page and "Email me when a conversation needs a person" in page
 
-    client.post(org_url("member-notifications", org), {"email_on_handoff": "on"})
+    client.post(org_url("org-settings", org), {"form": "emails", "email_on_handoff": "on"})
     assert Membership.objects.get(pk=mine.pk).email_on_handoff is True
     assert Membership.objects.get(pk=theirs.pk).email_on_handoff is False  # only one's own
-    assert 'name="email_on_handoff" checked' in client.get(org_url("members", org)).content.decode()
+    assert 'name="email_on_handoff" checked' in client.get(org_url("org-settings", org)).content.decode()
 
-    client.post(org_url("member-notifications", org), {})  # the box unticked
+    client.post(org_url("org-settings", org), {"form": "emails"})  # the box unticked
     assert Membership.objects.get(pk=mine.pk).email_on_handoff is False

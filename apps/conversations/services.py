@@ -349,7 +349,7 @@ def handoff_email_send(*, thread_id) -> int:
     subject = f"A conversation needs a person: {thread}"
     body = (f"The agent handed the conversation with {thread} ({thread.contact_phone}) to your team.\n"
             f"Reason: {thread.get_handoff_reason_display()}\n\nOpen it: {link}\n\n"
-            "You get this email because you asked for it on the Members page of Switchboard.")
+            "You get this email because you asked for it on the Settings page of Switchboard.")
     # One message per person: members do not see each other's addresses.
     send_mass_mail([(subject, body, None, [email]) for email in emails])
     return len(emails)

@@ -318,10 +318,6 @@ class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
 
 
-class NotificationsForm(forms.Form):
-    email_on_handoff = forms.BooleanField(required=False, label="Email me when a conversation needs a person")
-
-
 class ApiKeyForm(forms.Form):
     name = forms.CharField(max_length=100, initial="API key", help_text="Say where it is used, e.g. “CRM sync”.")
 

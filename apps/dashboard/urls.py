@@ -100,7 +100,6 @@ org_patterns = [
     path("settings/", ops.org_settings, name="org-settings"),
     path("members/", ops.member_list, name="members"),
     path("members/invite/", ops.member_invite, name="member-invite"),
-    path("members/me/notifications/", ops.member_notifications, name="member-notifications"),
     path("members/<str:membership_id>/role/", ops.member_role, name="member-role"),
     path("members/<str:membership_id>/remove/", ops.member_remove, name="member-remove"),
     path("invitations/<str:invitation_id>/revoke/", ops.invitation_revoke, name="invitation-revoke"),

@@ -108,13 +108,6 @@ def member_set_role(*, membership: Membership, role: str, by: Membership) -> Non
         membership.save(update_fields=["role", "updated_at"])
 
 
-def member_set_notifications(*, membership: Membership, email_on_handoff: bool) -> None:
-    """A member's own choice: an email when a conversation is handed to people (the dashboard badge
-    shows it to everyone regardless)."""
-    membership.email_on_handoff = email_on_handoff
-    membership.save(update_fields=["email_on_handoff", "updated_at"])
-
-
 def member_remove(*, membership: Membership, by: Membership) -> None:
     if membership.role == Role.OWNER and by.role != Role.OWNER:
         raise MemberChangeRefused("Only an owner can remove an owner.")

@@ -20,7 +20,7 @@ from apps.webhooks import services as webhooks
 from apps.webhooks.models import ProcessingResult, WebhookEvent
 
 from ..decorators import org_view, safe_next
-from ..forms import ApiKeyForm, BudgetForm, InviteForm, NotificationsForm, ProviderKeyForm, RoleForm
+from ..forms import ApiKeyForm, BudgetForm, InviteForm, ProviderKeyForm, RoleForm
 
 DELIVERIES_PAGE_SIZE = 50
 
@@ -138,19 +138,6 @@ def member_invite(request: HttpRequest) -> HttpResponse:
                                       "The link works once, for 7 days.")
             return redirect("members", org_slug=request.org.slug)
     return render(request, "dashboard/members.html", _members_context(request, form), status=400)
-
-
-@require_POST
-@org_view()
-def member_notifications(request: HttpRequest) -> HttpResponse:
-    """Each member's own switch (any role): an email when the agent hands a conversation to people."""
-    form = NotificationsForm(request.POST)
-    form.is_valid()  # a checkbox: absent means off, so the form is always valid
-    on = form.cleaned_data["email_on_handoff"]
-    members.member_set_notifications(membership=request.membership, email_on_handoff=on)
-    messages.success(request, f"You will {'now' if on else 'no longer'} get an email when a conversation "
-                              "needs a person.")
-    return redirect("members", org_slug=request.org.slug)
 
 
 @require_POST
