@@ -310,6 +310,23 @@ def tree_cpu(pid: int) -> float:
     return proc_cpu(pid, reaped_children=True) + sum(proc_cpu(p, reaped_children=True) for p in descendants(pid))
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of one process, in MB (0 once it has exited)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
+
+
+def tree_rss_mb(trees: dict[str, int]) -> dict[str, list[float]]:
+    """RSS in MB of every process of each tree (a gunicorn master and its workers, a Celery worker
+    and its pool processes), parent first."""
+    return {name: [rss_mb(p) for p in [pid, *descendants(pid)]] for name, pid in trees.items()}
+
+
 def machine_cpu() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
     parts = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]

@@ -408,6 +408,7 @@ def main() -> None:
 
         trees = {"web": web.pid, "default_worker": default.pid, "agents_worker": agents.pid, "kapso": standin.pid}
         meter = common.CpuMeter(trees, db=args.db, redis_pid=common.redis_server_pid())
+        rss_start = common.tree_rss_mb(trees)
         if args.profile:
             for name in ("web", "default_worker", "agents_worker"):
                 out = work / f"pyspy-{name}.txt"
@@ -422,6 +423,7 @@ def main() -> None:
             if args.statuses:
                 status_posts = feeder.finish()
                 drain += wait_read(prefix, args.drain_timeout)
+        rss_end = common.tree_rss_mb(trees)
         sends = standin_sends(args.kapso_port)
         for _, _, spy in spies:
             spy.wait(60)
@@ -439,6 +441,7 @@ def main() -> None:
         load=load, drain_after_load_s=round(drain, 2),
         offered_rate=args.rate, achieved_post_rate=round((count - 1) / load["wall_s"], 2) if load["wall_s"] else None,
         answers_per_s=round(result["answered"] / max(1e-9, last_send - first_post), 2),
+        rss_mb={"start": rss_start, "end": rss_end},
         cpu=cpu, cpu_ms_per_message={k: round(1000 * v / count, 3) for k, v in cpu["cpu_s"].items()},
     )
     profiles = {}
@@ -478,6 +481,9 @@ def report(args, r: dict, profiles: dict, work: Path) -> None:
         ["answers per second", r["answers_per_s"]],
         ["drain after load", f"{r['drain_after_load_s']} s"],
         ["CPU ms per message", json.dumps(r["cpu_ms_per_message"])],
+        *[[f"RSS MB {name}, start → end of load", " ".join(
+            f"{a:g}→{b:g}" for a, b in zip(r["rss_mb"]["start"][name], r["rss_mb"]["end"][name], strict=False))]
+          for name in r["rss_mb"]["start"]],
         ["new PostgreSQL connections", f"{r['cpu']['pg_sessions_opened']} "
                                        f"({r['cpu']['pg_sessions_opened'] / r['posted']:.2f} per message)"],
         ["machine busy / foreign CPU", f"{r['cpu']['machine_busy_pct']}% / {r['cpu']['foreign_cpu_pct']}%"],
