@@ -235,9 +235,13 @@ def start_gunicorn(port: int, env: dict, log: Path, extra_args: list[str] | None
     return Proc("gunicorn", args, {**env, "GUNICORN_BIND": f"127.0.0.1:{port}"}, log)
 
 
-def start_celery(name: str, queue: str, env: dict, log: Path, pool_args: list[str], loglevel: str = "INFO") -> Proc:
+def start_celery(name: str, queue: str, env: dict, log: Path, pool_args: list[str], loglevel: str = "INFO",
+                 nice: int = 0) -> Proc:
+    """A worker; `nice` > 0 runs it below the web process in CPU priority, as deploy/start/worker-* do."""
     args = [str(BIN / "celery"), "-A", "config", "worker", "-Q", queue, *pool_args,
             "-n", f"{name}@%h", "--loglevel", loglevel]
+    if nice:
+        args = ["nice", "-n", str(nice), *args]  # exec'd: the worker keeps this pid
     return Proc(name, args, env, log)
 
 

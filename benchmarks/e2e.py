@@ -66,6 +66,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--default-pool", default="threads", help="pool of the default worker (prefork, threads)")
     p.add_argument("--agents-concurrency", type=int, default=32)
     p.add_argument("--default-concurrency", type=int, default=8)
+    p.add_argument("--worker-nice", type=int, default=10,
+                   help="nice of both workers (deploy/start/worker-* use WORKER_NICE, default 10; 0 = as the web)")
     p.add_argument("--no-statuses", dest="statuses", action="store_false",
                    help="don't follow each reply with its sent/delivered/read webhooks")
     p.add_argument("--profile", action="store_true", help="py-spy the web and both workers during the load")
@@ -390,10 +392,11 @@ def main() -> None:
         web = common.start_gunicorn(args.web_port, env, work / "gunicorn.log")
         procs.append(web)
         default = common.start_celery("bench-default", "default", env, work / "default.log",
-                                      ["-P", args.default_pool, "-c", str(args.default_concurrency)])
+                                      ["-P", args.default_pool, "-c", str(args.default_concurrency)],
+                                      nice=args.worker_nice)
         procs.append(default)
         agents = common.start_celery("bench-agents", "agents", env, work / "agents.log",
-                                     ["-P", "threads", "-c", str(args.agents_concurrency)])
+                                     ["-P", "threads", "-c", str(args.agents_concurrency)], nice=args.worker_nice)
         procs.append(agents)
         common.wait_for(lambda: standin_sends(args.kapso_port) is not None, 30, "the Kapso stand-in")
         common.wait_for(lambda: common.http_ok(f"http://127.0.0.1:{args.web_port}/readyz"), 60, "gunicorn")
