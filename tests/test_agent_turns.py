@@ -38,7 +38,9 @@ def openai(settings, agent):
         yield server
 
 
-def test_an_offline_turn_answers_as_a_demo_bot(connection):
+def test_an_offline_turn_answers_as_a_demo_bot(connection, kapso, monkeypatch):
+    drains = []
+    monkeypatch.setattr("apps.conversations.tasks.enqueue", lambda task, *args, **kw: drains.append(task.name))
     run_id = receive(connection, "Hi there")
 
     run_turn(str(run_id))
@@ -46,8 +48,11 @@ def test_an_offline_turn_answers_as_a_demo_bot(connection):
     run = AgentRun.objects.get()
     assert run.status == "succeeded" and run.attempts == 1
     reply = Message.objects.get(direction="outbound")
-    assert reply.status == "queued" and reply.author == "agent" and reply.run_id == run.id
+    assert reply.author == "agent" and reply.run_id == run.id
     assert "offline demo model" in reply.text and "Hi there" in reply.text
+    # Once the turn is recorded, its own worker sends the reply: no outbox task on the `default` queue.
+    assert reply.status == "sent" and [s["text"]["body"] for s in kapso.sent] == [reply.text]
+    assert drains == []
 
 
 def test_a_turn_runs_tools_and_records_every_call(connection, openai, org):

@@ -1,6 +1,7 @@
 import pytest
 
 from apps.conversations.models import Handoff, Message, Thread
+from apps.webhooks.models import WebhookEvent
 from tests.factories import make_thread
 
 pytestmark = pytest.mark.django_db
@@ -35,6 +36,31 @@ def test_statuses_arriving_out_of_order_end_at_read(sent_message, post_webhook, 
 
     sent_message.refresh_from_db()
     assert sent_message.status == "read"
+
+
+def test_a_status_of_our_message_costs_one_statement_after_the_number_lookup(
+    sent_message, post_webhook, kapso_payload, django_assert_num_queries
+):
+    """Three of every four deliveries are statuses: the update and its receipt are one statement."""
+    for name in ("whatsapp.message.sent__text", "whatsapp.message.delivered__text"):
+        with django_assert_num_queries(2):
+            assert deliver(post_webhook, kapso_payload, name).json() == {"status": "processed"}
+
+    sent_message.refresh_from_db()
+    assert sent_message.status == "delivered"
+    assert list(WebhookEvent.objects.values_list("event", "result")) == [
+        ("whatsapp.message.sent", "processed"), ("whatsapp.message.delivered", "processed")]
+
+
+def test_a_redelivered_status_is_a_duplicate(sent_message, post_webhook, kapso_payload):
+    payload = kapso_payload("whatsapp.message.delivered__text")
+    first = post_webhook("messages", payload, secret="conn-secret", event="whatsapp.message.delivered", key="k-1")
+    again = post_webhook("messages", payload, secret="conn-secret", event="whatsapp.message.delivered", key="k-1")
+
+    assert (first.json(), again.json()) == ({"status": "processed"}, {"status": "duplicate"})
+    assert WebhookEvent.objects.count() == 1
+    sent_message.refresh_from_db()
+    assert sent_message.status == "delivered"
 
 
 def test_a_failed_status_records_the_reason(sent_message, post_webhook, kapso_payload):

@@ -7,6 +7,7 @@ from celery import shared_task
 from django.db import connection as db
 
 from apps.conversations.models import Handoff
+from apps.conversations.tasks import outbox_drains_inline
 from apps.core.logging import bind
 
 from . import schedules, services
@@ -18,6 +19,12 @@ logger = logging.getLogger(__name__)
 
 @shared_task(ignore_result=True)
 def run_turn(run_id: str) -> None:
+    # The turn's replies are sent from here once it is recorded (conversations.tasks.outbox_drains_inline).
+    with outbox_drains_inline():
+        _run_turn(run_id)
+
+
+def _run_turn(run_id: str) -> None:
     wait = services.run_debounce_wait(run_id=run_id)
     if wait > 0:  # the contact may still be typing: come back when the burst should be over
         services.enqueue_run(run_id, countdown=wait)

@@ -2,6 +2,7 @@
 
 import logging
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -390,32 +391,46 @@ def outbound_queue(
     return rows
 
 
+# The head of a thread's outbox and its claim in one statement: claiming was a SELECT, an UPDATE in
+# its own transaction and a second SELECT to learn the retry time (7 round trips per send with the
+# final "nothing left" call, now 1). The UPDATE re-checks `queued`: a concurrent claim of the same row
+# makes it match nothing; another send in flight for the thread fails it on the unique index.
+_OUTBOX_CLAIM = """
+WITH head AS (
+    SELECT id, next_attempt_at FROM conversations_message
+    WHERE thread_id = %(thread)s AND direction = 'outbound' AND status = 'queued'
+    ORDER BY created_at, id LIMIT 1
+), claimed AS (
+    UPDATE conversations_message m
+    SET status = 'sending', sending_started_at = %(now)s, updated_at = %(now)s, send_attempts = m.send_attempts + 1
+    FROM head
+    WHERE m.id = head.id AND m.status = 'queued' AND (head.next_attempt_at IS NULL OR head.next_attempt_at <= %(now)s)
+    RETURNING m.id
+)
+SELECT head.next_attempt_at, (SELECT id FROM claimed) FROM head
+"""
+
+
 def outbox_claim_next(*, thread_id: uuid.UUID) -> tuple[Message | None, datetime | None]:
     """Claim the oldest queued message of the thread. Returns (message, None), or (None, when) if
     the head waits for a retry time, or (None, None) if there is nothing to send now. Another send
     in flight for the thread makes the claim fail on a unique index: replies never overtake."""
-    head = (
-        Message.objects.filter(thread_id=thread_id, direction=Direction.OUTBOUND, status=MessageStatus.QUEUED)
-        .order_by("created_at", "id")
-        .only("id", "next_attempt_at")
-        .first()
-    )
-    if head is None:
-        return None, None
     now = timezone.now()
-    if head.next_attempt_at and head.next_attempt_at > now:
-        return None, head.next_attempt_at
     try:
-        with transaction.atomic():
-            claimed = Message.objects.filter(pk=head.pk, status=MessageStatus.QUEUED).update(
-                status=MessageStatus.SENDING, sending_started_at=now, updated_at=now,
-                send_attempts=F("send_attempts") + 1,
-            )
+        # Inside a caller's transaction a failed statement needs a savepoint; in autocommit (a
+        # worker's task) the statement is its own transaction, so no BEGIN/COMMIT round trips.
+        with transaction.atomic() if db.in_atomic_block else nullcontext():
+            with db.cursor() as cursor:
+                cursor.execute(_OUTBOX_CLAIM, {"thread": thread_id, "now": now})
+                row = cursor.fetchone()
     except IntegrityError:
         return None, None
-    if not claimed:
+    if row is None:
         return None, None
-    return Message.objects.select_related("thread", "connection").get(pk=head.pk), None
+    next_attempt_at, claimed_id = row
+    if claimed_id is None:
+        return None, (next_attempt_at if next_attempt_at and next_attempt_at > now else None)
+    return Message.objects.select_related("thread", "connection").get(pk=claimed_id), None
 
 
 def outbox_send(*, message: Message) -> float | None:

@@ -1,7 +1,9 @@
 """Outbox tasks (queue `default`). Tasks take ids and call services."""
 
 import logging
+import threading
 import uuid
+from contextlib import contextmanager
 from datetime import timedelta
 
 from celery import shared_task
@@ -17,8 +19,35 @@ from . import media, services
 logger = logging.getLogger(__name__)
 
 
+_inline = threading.local()
+
+
 def enqueue_outbox_drain(thread_id: uuid.UUID, countdown: float | None = None) -> None:
+    collected = getattr(_inline, "threads", None)
+    if collected is not None and countdown is None:
+        collected.append(thread_id)  # drained by outbox_drains_inline() when its block ends
+        return
     enqueue(outbox_drain, str(thread_id), countdown=countdown)
+
+
+@contextmanager
+def outbox_drains_inline():
+    """Within the block, a drain asked for now is not a task: when the block ends, this thread drains
+    those outboxes itself. For an agent turn: its reply goes out from the turn's own worker instead
+    of a second task on the `default` queue (one Celery hop and one claim less per message,
+    docs/performance.md). The outbox's rules are the same (one send in flight per thread, in order);
+    a drain that fails here is handed to a task, and the sweeper remains behind both."""
+    _inline.threads = collected = []
+    try:
+        yield
+    finally:  # what was committed is sent, even if the block failed after its commit
+        _inline.threads = None
+        for thread_id in dict.fromkeys(collected):
+            try:
+                outbox_drain(str(thread_id))
+            except Exception:  # noqa: BLE001 - the turn is recorded; its reply must still go out
+                logger.warning("inline drain of %s failed; handed to a task", thread_id, exc_info=True)
+                enqueue(outbox_drain, str(thread_id))
 
 
 @shared_task(ignore_result=True)
