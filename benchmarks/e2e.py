@@ -7,7 +7,8 @@ Processes, as in production (scripts/run) but on the benchmark's database (sb_be
 14 and ports 8210/8211: gunicorn (deploy/gunicorn.conf.py), the `default` worker (-P threads -c 8) and
 the `agents` worker (-P threads -c 32), both with CELERY_DB_REUSE_MAX=1000; no beat, so no sweeper
 can hide a lost message. Kapso is the tests' FakeKapso in its own process (benchmarks/kapso_standin.py),
-which records when each send arrives. It answers at once unless --kapso-delay S (a real Kapso takes
+which records when each send arrives; the product's limiter of Kapso's per-key rate is off unless
+--kapso-rate-limit N (the stand-in has no limit). It answers at once unless --kapso-delay S (a real Kapso takes
 ~0.1-0.5 s per send); --default-pool prefork --default-concurrency 2 compares with a prefork pool.
 
 Load: open loop, --rate messages/s for --duration s, round-robin over --contacts contacts (a fixed
@@ -66,6 +67,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--default-pool", default="threads", help="pool of the default worker (prefork, threads)")
     p.add_argument("--agents-concurrency", type=int, default=32)
     p.add_argument("--default-concurrency", type=int, default=8)
+    p.add_argument("--kapso-rate-limit", type=int, default=0,
+                   help="KAPSO_RATE_LIMIT_PER_MINUTE for the product's limiter (0 = off: the stand-in has no limit; "
+                        "a real key allows 100-2,000 requests a minute, docs/performance.md)")
     p.add_argument("--worker-nice", type=int, default=10,
                    help="nice of both workers (deploy/start/worker-* use WORKER_NICE, default 10; 0 = as the web)")
     p.add_argument("--no-statuses", dest="statuses", action="store_false",
@@ -371,7 +375,10 @@ def main() -> None:
     common.db_recreate(args.db)
     common.migrate(args.db)
     kapso_url = f"http://127.0.0.1:{args.kapso_port}"
-    extra = {"KAPSO_API_BASE_URL": kapso_url, "KAPSO_API_KEY": API_KEY, "CELERY_DB_REUSE_MAX": "1000"}
+    extra = {"KAPSO_API_BASE_URL": kapso_url, "KAPSO_API_KEY": API_KEY, "CELERY_DB_REUSE_MAX": "1000",
+             # Kapso's per-key limit caps every Switchboard alike (1,000 a minute is 15 sends/s): off by
+             # default here, so that the benchmark measures Switchboard's own cost per message.
+             "KAPSO_RATE_LIMIT_PER_MINUTE": str(args.kapso_rate_limit)}
     common.django_setup(args.db, **extra)
     numbers = seed(args)
     common.redis_flush()
