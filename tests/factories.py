@@ -54,8 +54,8 @@ def make_thread(connection: WhatsAppConnection, phone: str = "+15551234567", **f
                                  contact_phone=phone, **fields)
 
 
-def make_api_key(org: Organization) -> str:
-    return api_key_create(org=org)[1]
+def make_api_key(org: Organization, created_by=None) -> str:
+    return api_key_create(org=org, created_by=created_by)[1]
 
 
 def compact(payload: dict) -> bytes:

@@ -55,6 +55,7 @@ def errors(*statuses: int) -> dict:
     described = {
         400: OpenApiResponse(FieldErrors, description="Invalid input: `{field: [messages]}`."),
         401: OpenApiResponse(Detail, description="Missing, malformed or revoked API key."),
+        403: OpenApiResponse(Detail, description="This API key may not do this; `detail` says why."),
         404: OpenApiResponse(Detail, description="No such object in this organization (or a malformed id)."),
         409: OpenApiResponse(Error, description="Refused in the object's present state; `error` says why."),
         429: OpenApiResponse(Detail, description="Too many requests for this API key; retry after Retry-After."),

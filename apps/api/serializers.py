@@ -12,6 +12,7 @@ from apps.agents.tools import TOOL_NAMES
 from apps.conversations.models import Handoff, Message, Thread
 from apps.kapso.payloads import E164_PATTERN
 from apps.orgs.models import Organization
+from apps.orgs.services import provider_key_problem
 from apps.whatsapp.models import NUMBER_ENVIRONMENTS, ConnectionStatus, MessageTemplate, WhatsAppConnection
 from apps.whatsapp.templates import template_variables
 
@@ -448,3 +449,56 @@ class ContactFilterSerializer(serializers.Serializer):
     q = serializers.CharField(required=False, max_length=100, help_text="Part of the name or number.")
     attribute = serializers.CharField(required=False, max_length=40, help_text="Only contacts with this attribute…")
     value = serializers.CharField(required=False, max_length=500, allow_blank=True, help_text="…equal to this value.")
+
+
+# --- The organization's model budget and own provider keys ----------------------------------------
+
+
+class BudgetUsageSerializer(serializers.Serializer):
+    month = serializers.DateTimeField(help_text="The start of the month counted (UTC).")
+    tokens = serializers.IntegerField(help_text="Input and output tokens on the platform's keys this month.")
+    cost = serializers.DecimalField(max_digits=14, decimal_places=2,
+                                    help_text="Money spent this month, counting models priced by the platform.")
+
+
+class BudgetSerializer(StrictSerializer):
+    """The monthly model budget on the platform's keys (runs on the organization's own keys don't
+    count); null is no limit. When it is used up the agents stop: each contact who writes gets the
+    agent's fallback text once, and the owners are emailed."""
+
+    monthly_token_budget = serializers.IntegerField(min_value=1, max_value=10**15, allow_null=True, required=False)
+    monthly_cost_budget = serializers.DecimalField(
+        max_digits=12, decimal_places=2, min_value=0, allow_null=True, required=False,
+        help_text="Money a month; counts only models the platform has a price for.")
+    usage = BudgetUsageSerializer(read_only=True)
+    exhausted_reason = serializers.CharField(
+        read_only=True, allow_null=True, help_text="Why the agents are stopped, or null while the budget lasts.")
+
+    def validate(self, data: dict) -> dict:
+        if not data:
+            raise serializers.ValidationError(
+                "Send `monthly_token_budget` and/or `monthly_cost_budget` (null: no limit).")
+        return data
+
+
+OWN_KEY_PROVIDERS = [p for p in PROVIDERS if p != "offline"]
+
+
+class ProviderKeySerializer(StrictSerializer):
+    """One of the organization's own keys. Sent once; afterwards only its last 4 characters are shown."""
+
+    id = serializers.UUIDField(read_only=True)
+    provider = serializers.ChoiceField(
+        choices=OWN_KEY_PROVIDERS,
+        error_messages={"invalid_choice": f'Unknown provider "{{input}}"; use one of: {", ".join(OWN_KEY_PROVIDERS)}.'},
+    )
+    key = serializers.CharField(write_only=True, max_length=500, help_text="The provider's API key; never returned.")
+    last4 = serializers.CharField(read_only=True, help_text="The key's last 4 characters, to recognise it.")
+    created_at = serializers.DateTimeField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
+
+    def validate_key(self, key: str) -> str:
+        problem = provider_key_problem(key)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return key

@@ -18,11 +18,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.parsers import MultiPartParser
+from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from apps.agents import schedules
+from apps.agents import budget, schedules
 from apps.agents import services as agents
 from apps.agents.models import Agent, AgentRun, Schedule
 from apps.agents.selectors import agent_list
@@ -36,7 +37,9 @@ from apps.conversations.services import ReplyRefused, operator_media_send, opera
 from apps.kapso.errors import KapsoError
 from apps.knowledge import services as knowledge
 from apps.knowledge.models import KnowledgeSource
+from apps.orgs import services as orgs
 from apps.orgs.access import get_for_org
+from apps.orgs.models import ProviderKey
 from apps.webhooks.catchup import connection_catch_up
 from apps.whatsapp import services as whatsapp
 from apps.whatsapp.hours import HoursInvalid
@@ -88,11 +91,85 @@ def _input(serializer_class, request, **kwargs) -> dict:
     return serializer.validated_data
 
 
+class OwnersKey(BasePermission):
+    """The budget and the provider keys are the owners' (the dashboard's Usage page is owner-only):
+    through the API, only a key made by a present owner of the organization reaches them."""
+
+    message = ("Only an API key created by an owner of the organization can read or change its budget and "
+               "provider keys. An owner can create one on the dashboard's API keys page.")
+
+    def has_permission(self, request, view) -> bool:
+        return orgs.api_key_is_owners(request.auth)
+
+
 @csrf_exempt  # as DRF's views are: a POST to a wrong path gets this 404, not an HTML CSRF 403
 def not_found(request, path: str = "") -> JsonResponse:
     """Unknown paths under /api/v1/ answer JSON too, not the site's HTML 404 page."""
     hint = " URLs of this API have no trailing slash." if request.path.endswith("/") else ""
     return JsonResponse({"detail": f"There is no API endpoint at {request.path}.{hint}"}, status=404)
+
+
+# --- The organization's model budget and own provider keys ----------------------------------------
+
+
+def _budget(org) -> dict:
+    return {"monthly_token_budget": org.monthly_token_budget, "monthly_cost_budget": org.monthly_cost_budget,
+            "usage": {"month": budget.month_start(), **budget.org_usage(org=org)},
+            "exhausted_reason": budget.budget_exhausted(org=org) or None}
+
+
+class BudgetApi(APIView):
+    permission_classes = [IsAuthenticated, OwnersKey]
+
+    @extend_schema(operation_id="budget_retrieve", responses={200: s.BudgetSerializer, **errors(403)})
+    def get(self, request):
+        """The monthly model budget, this month's usage against it, and whether it stopped the agents."""
+        return Response(s.BudgetSerializer(_budget(request.user.org)).data)
+
+    @extend_schema(operation_id="budget_update", request=s.BudgetSerializer,
+                   responses={200: s.BudgetSerializer, **errors(400, 403)})
+    def patch(self, request):
+        """`{monthly_token_budget?: int | null, monthly_cost_budget?: "12.50" | null}`; null is no limit.
+        A raised budget lets the agents answer again at once."""
+        org = request.user.org
+        data = {"monthly_token_budget": org.monthly_token_budget, "monthly_cost_budget": org.monthly_cost_budget,
+                **_input(s.BudgetSerializer, request)}
+        orgs.org_budget_set(org=org, **data)
+        return Response(s.BudgetSerializer(_budget(org)).data)
+
+
+_PROVIDER_KEY_ID = OpenApiParameter("provider_key_id", str, OpenApiParameter.PATH, description="The key's id.")
+
+
+class ProviderKeyListApi(APIView):
+    permission_classes = [IsAuthenticated, OwnersKey]
+    pagination_class = _PAGE  # tells the schema that GET answers a page
+
+    @extend_schema(operation_id="provider_keys_list",
+                   responses={200: s.ProviderKeySerializer(many=True), **errors(403, 404)})
+    def get(self, request):
+        """The organization's own provider keys, by provider and last 4 characters (never the key)."""
+        keys = ProviderKey.objects.filter(org=request.user.org).order_by("provider")
+        return _paginated(request, keys, s.ProviderKeySerializer)
+
+    @extend_schema(operation_id="provider_keys_set", request=s.ProviderKeySerializer,
+                   responses={201: s.ProviderKeySerializer, **errors(400, 403)})
+    def post(self, request):
+        """`{provider, key}`: store (or replace) the key for this provider, encrypted. The agents on
+        this provider use it from their next turn, outside the platform's budget. 201."""
+        row = orgs.provider_key_set(org=request.user.org, **_input(s.ProviderKeySerializer, request))
+        return Response(s.ProviderKeySerializer(row).data, status=201)
+
+
+@extend_schema(parameters=[_PROVIDER_KEY_ID])
+class ProviderKeyDetailApi(APIView):
+    permission_classes = [IsAuthenticated, OwnersKey]
+
+    @extend_schema(operation_id="provider_keys_delete", responses={204: None, **errors(403, 404)})
+    def delete(self, request, provider_key_id: str):
+        """Remove the key; the platform's key (and budget) apply again. 204."""
+        orgs.provider_key_delete(key=_owned(request, ProviderKey, provider_key_id, "provider key"))
+        return Response(status=204)
 
 
 # --- Agents ------------------------------------------------------------------------------------

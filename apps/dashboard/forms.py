@@ -13,6 +13,7 @@ from apps.agents.services import AGENT_EDITABLE_FIELDS, MAX_DEBOUNCE_SECONDS, MI
 from apps.agents.tools import all_tools
 from apps.kapso.payloads import E164_PATTERN
 from apps.orgs.models import Role
+from apps.orgs.services import provider_key_problem
 from apps.whatsapp.models import NUMBER_ENVIRONMENTS, Environment
 
 PROVIDER_LABELS = {
@@ -360,6 +361,7 @@ class ProviderKeyForm(forms.Form):
 
     def clean_key(self) -> str:
         key = self.cleaned_data["key"]
-        if len(key) < 8 or any(c.isspace() for c in key):
-            raise forms.ValidationError("That doesn't look like an API key: paste the whole key, without spaces.")
+        problem = provider_key_problem(key)
+        if problem:
+            raise forms.ValidationError(problem)
         return key

@@ -62,6 +62,11 @@ class ApiKey(OrgOwnedModel):
     hashed_key = models.CharField(max_length=64, unique=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Who made it: the budget and the organization's own provider keys are an owner's, on the
+    # dashboard and through the API alike, so only a key made by a present owner reaches them.
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     @staticmethod
     def generate() -> str:

@@ -27,11 +27,18 @@ def org_create(
     return org, generated
 
 
-def api_key_create(*, org: Organization, name: str = "API key") -> tuple[ApiKey, str]:
+def api_key_create(*, org: Organization, name: str = "API key", created_by=None) -> tuple[ApiKey, str]:
     """A new key. The raw key is returned once and never stored (only its hash)."""
     raw = ApiKey.generate()
-    key = ApiKey.objects.create(org=org, name=name, prefix=raw[:10], hashed_key=hash_secret(raw))
+    key = ApiKey.objects.create(
+        org=org, name=name, prefix=raw[:10], hashed_key=hash_secret(raw), created_by=created_by)
     return key, raw
+
+
+def api_key_is_owners(key: ApiKey) -> bool:
+    """The key was made by someone who is an owner of its organization today."""
+    return key.created_by_id is not None and Membership.objects.filter(
+        org_id=key.org_id, user_id=key.created_by_id, role=Role.OWNER).exists()
 
 
 def api_key_authenticate(raw: str) -> ApiKey | None:
@@ -61,6 +68,13 @@ def org_budget_set(*, org: Organization, monthly_token_budget: int | None, month
     org.budget_exhausted_at = None
     org.save(update_fields=["monthly_token_budget", "monthly_cost_budget", "budget_exhausted_at", "updated_at"])
     return org
+
+
+def provider_key_problem(key: str) -> str:
+    """Why this doesn't look like a provider's API key, in words for a person; '' when it does."""
+    if len(key) < 8 or any(c.isspace() for c in key):
+        return "That doesn't look like an API key: paste the whole key, without spaces."
+    return ""
 
 
 def provider_key_set(*, org: Organization, provider: str, key: str) -> ProviderKey:

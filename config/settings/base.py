@@ -183,7 +183,7 @@ SPECTACULAR_SETTINGS = {
         "URLs have no trailing slash. Lists are pages of 50: `{count, next, previous, results}`, "
         "`?page=N` for the next.\n\n"
         "Requests are limited per API key (API_RATE); over the limit the answer is 429 with Retry-After.\n\n"
-        'Errors are JSON: `{"detail": ...}` (401, 404, 405, 429), `{field: [messages]}` for invalid '
+        'Errors are JSON: `{"detail": ...}` (401, 403, 404, 405, 429), `{field: [messages]}` for invalid '
         'input (400), and `{"error": ...}` for a refusal of Switchboard\'s own (409, 502).'
     ),
     "VERSION": "1",
@@ -194,6 +194,9 @@ SPECTACULAR_SETTINGS = {
     # Separate request and response components: read-only fields (id, created_at) are not inputs.
     "COMPONENT_SPLIT_REQUEST": True,
     "PREPROCESSING_HOOKS": ["apps.api.schema.only_public_api"],
+    # Agents may use every provider; an organization's own key is for any but the offline demo model.
+    "ENUM_NAME_OVERRIDES": {"ProviderEnum": "apps.agents.llm.PROVIDERS",
+                            "OwnKeyProviderEnum": "apps.api.serializers.OWN_KEY_PROVIDERS"},
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -268,6 +271,9 @@ ANTHROPIC_BASE_URL = env("ANTHROPIC_BASE_URL", "https://api.anthropic.com")
 TRANSCRIPTION_MODEL = env("TRANSCRIPTION_MODEL", "whisper-1")
 TRANSCRIPTION_BASE_URL = env("TRANSCRIPTION_BASE_URL")
 TRANSCRIPTION_API_KEY = env("TRANSCRIPTION_API_KEY")
+# Money per minute of audio for transcription models that bill by duration (whisper-1), counted in
+# organizations' monthly money budgets; token-billed ones are priced in MODEL_PRICES ("openai:<model>").
+TRANSCRIPTION_PRICE_PER_MINUTE = env("TRANSCRIPTION_PRICE_PER_MINUTE", "0")
 # What a model is given of a media file: images up to this size (larger ones are described in
 # words), and at most this many characters of a document's text.
 MODEL_IMAGE_MAX_BYTES = env_int("MODEL_IMAGE_MAX_BYTES", 5 * 1024 * 1024)

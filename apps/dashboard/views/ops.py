@@ -89,9 +89,9 @@ def api_key_list(request: HttpRequest) -> HttpResponse:
     form = ApiKeyForm(request.POST or None)
     created = raw = None
     if request.method == "POST" and form.is_valid():
-        created, raw = orgs.api_key_create(org=request.org, name=form.cleaned_data["name"])
+        created, raw = orgs.api_key_create(org=request.org, name=form.cleaned_data["name"], created_by=request.user)
         form = ApiKeyForm()
-    keys = ApiKey.objects.filter(org=request.org).order_by("revoked_at", "-created_at")
+    keys = ApiKey.objects.filter(org=request.org).select_related("created_by").order_by("revoked_at", "-created_at")
     return render(request, "dashboard/api_keys.html", {"keys": keys, "form": form, "created": created, "raw": raw})
 
 
