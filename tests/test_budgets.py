@@ -172,3 +172,21 @@ def test_the_usage_page_stores_a_key_encrypted_and_shows_only_its_last_4(client,
     assert ProviderKey.objects.count() == 1
     client.force_login(admin)
     assert client.get(org_url("usage", org)).status_code == 403
+
+
+def test_a_turn_stops_at_the_budget_between_model_steps(org, connection, agent, openai, post_webhook):
+    owner = make_user(org, role="owner")
+    org.monthly_token_budget = 15  # the first model call of the turn (11 + 7 tokens) uses it up
+    org.save()
+    openai.reply_tool_call("whatsapp.getStatus", {})
+    openai.reply_text("You're all set!")
+
+    write(post_webhook, "What is the status of my order?")
+
+    assert len(openai.requests) == 1 and openai.pending == 1  # no second call on a used-up budget
+    assert replies() == [agent.fallback_text]
+    run = AgentRun.objects.get()
+    assert run.status == "skipped" and run.error.startswith("Stopped after 1 model calls: ")
+    assert run.input_tokens + run.output_tokens == 18  # counted: the call was made
+    [email] = mail.outbox
+    assert email.to == [owner.email]

@@ -3,15 +3,18 @@ model takes images, a vision_model otherwise, voice-note transcripts, documents'
 
 import base64
 import copy
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
-from apps.agents import llm, services
+from apps.agents import budget, llm, services
+from apps.agents.models import AgentRun
 from apps.agents.tasks import run_turn
 from apps.conversations.models import Message
 from apps.conversations.services import inbound_messages_record
 from apps.kapso.payloads import parse_inbound
+from apps.orgs.services import provider_key_set
 from tests.fakes.kapso_server import fixture
 from tests.fakes.model_servers import AnthropicServer, OpenAIServer
 from tests.media_files import PNG, docx_with_text, pdf_with_text
@@ -149,6 +152,75 @@ def test_a_voice_note_without_a_transcript_is_transcribed_and_its_text_reaches_t
     assert 'name="model"\r\n\r\nwhisper-1' in transcription.body and "OggS fake opus" in transcription.body
     assert "Transcript: Where is my parcel?" in last_user_content(openai.requests[0].body)
     assert Message.objects.get(direction="inbound").media["transcript"] == "Where is my parcel?"  # shown to operators
+
+
+def voice_note(kapso) -> dict:
+    payload = media_payload("whatsapp.message.received__audio_transcript", kapso, content=b"OggS fake opus",
+                            content_type="audio/ogg", filename="voice.ogg")
+    del payload["message"]["kapso"]["transcript"]
+    return payload
+
+
+def test_transcription_counts_toward_the_organizations_budget_in_minutes_or_tokens(
+    connection, kapso, openai, settings, org
+):
+    settings.TRANSCRIPTION_PRICE_PER_MINUTE = "0.006"
+    settings.MODEL_PRICES = {"openai:gpt-4o": [0, 0], "openai:gpt-4o-transcribe": [2000, 10000]}
+    openai.reply_text("It ships today.", input_tokens=0, output_tokens=0)
+
+    run_id = receive(connection, voice_note(kapso))
+    run_turn(run_id)
+
+    usage = AgentRun.objects.get(pk=run_id).media_usage["transcription"]
+    assert usage == {"model": "whisper-1", "own_key": False, "seconds": 30}
+    assert budget.org_usage(org=org) == {"tokens": 0, "cost": Decimal("0.00")}  # 0.003 rounds to 0.00
+    settings.TRANSCRIPTION_MODEL = "gpt-4o-transcribe"
+    openai.transcription_usage = {"type": "tokens", "input_tokens": 100, "output_tokens": 20, "total_tokens": 120}
+    openai.reply_text("Noted.", input_tokens=0, output_tokens=0)
+    second = voice_note(kapso)
+    second["message"]["id"] = "wamid.voice.second"
+
+    run_turn(receive(connection, second))
+
+    # 120 tokens; 100 × 2000 + 20 × 10000 per million = 0.40; plus whisper's half minute (0.003).
+    assert budget.org_usage(org=org) == {"tokens": 120, "cost": Decimal("0.40")}
+
+
+def test_voice_notes_and_images_use_the_organizations_own_key_and_are_not_counted(
+    connection, kapso, openai, agent, org
+):
+    provider_key_set(org=org, provider="openai", key="sk-org-own-1234")
+    agent.model_name, agent.vision_model = "gpt-3.5-turbo", {"provider": "openai", "name": "gpt-4.1-mini"}
+    agent.save()
+    openai.reply_text("It ships today.")
+    openai.reply_text("That is the right part.")
+
+    run_turn(receive(connection, voice_note(kapso)))
+    run_turn(receive(connection, image_payload(kapso)))
+
+    assert openai.transcriptions[0].headers["authorization"] == "Bearer sk-org-own-1234"
+    vision = openai.requests[-1]
+    assert vision.body["model"] == "gpt-4.1-mini" and vision.headers["authorization"] == "Bearer sk-org-own-1234"
+    runs = AgentRun.objects.order_by("created_at")
+    assert runs[0].media_usage["transcription"]["own_key"] is True and all(r.own_key for r in runs)
+    assert budget.org_usage(org=org) == {"tokens": 0, "cost": Decimal("0.00")}
+
+
+def test_a_voice_note_is_not_transcribed_on_the_platforms_key_once_the_budget_is_used_up(
+    connection, kapso, openai, org, settings
+):
+    org.monthly_cost_budget = Decimal("0.00")
+    org.save()
+    # The agent answers on the organization's own key; transcription goes to a service of the
+    # platform's (TRANSCRIPTION_BASE_URL), where the organization's key is never sent.
+    provider_key_set(org=org, provider="openai", key="sk-org-own-1234")
+    settings.TRANSCRIPTION_BASE_URL = openai.url + "/v1"
+    openai.reply_text("Sorry, I could not listen to that.")
+
+    run_turn(receive(connection, voice_note(kapso)))
+
+    assert openai.transcriptions == [] and len(openai.requests) == 1
+    assert "budget" in Message.objects.get(direction="inbound").media["transcript_error"]
 
 
 def test_kapsos_transcript_is_used_as_it_is(connection, kapso, openai):

@@ -4,6 +4,12 @@
   answered on the organization's own key (a ProviderKey) are not counted. When it runs out, the
   agent stops for that organization: each contact who writes gets the agent's fallback text once a
   month, and the owners are told by email (once) and on the dashboard.
+- Voice-note transcription counts too (AgentRun.media_usage, written when the turn transcribes):
+  tokens when the transcription model reports them (priced like any model in MODEL_PRICES, as
+  "openai:<TRANSCRIPTION_MODEL>"), and minutes of audio when it bills by duration, as whisper-1
+  does (priced at TRANSCRIPTION_PRICE_PER_MINUTE; minutes count only in money). Image turns
+  count as the turn of the vision model they are.
+- A turn stops at the budget between model steps: a turn that uses it up does not make another call.
 - A loop breaker per contact: at most AGENT_MAX_TURNS_PER_CONTACT_PER_HOUR turns of one thread an hour.
 - MODEL_ALLOWLIST and MODEL_MAX_TOKENS bound what an agent may be set to (checked when it is saved).
 """
@@ -34,16 +40,26 @@ def month_start(now: datetime | None = None) -> datetime:
 
 def org_usage(*, org: Organization) -> dict:
     """This month's tokens and money on the platform's keys."""
-    rows = (
-        AgentRun.objects.filter(org=org, created_at__gte=month_start(), own_key=False)
-        .values("model")
-        .annotate(input=Sum("input_tokens"), output=Sum("output_tokens"))
-    )
+    runs = AgentRun.objects.filter(org=org, created_at__gte=month_start())
+    rows = runs.filter(own_key=False).values("model").annotate(input=Sum("input_tokens"), output=Sum("output_tokens"))
     tokens, cost = 0, Decimal(0)
     for row in rows:
         tokens += (row["input"] or 0) + (row["output"] or 0)
         cost += run_cost(row["model"] or {}, row["input"] or 0, row["output"] or 0)
+    for usage in runs.filter(media_usage__transcription__own_key=False).values_list(
+            "media_usage__transcription", flat=True):
+        used_tokens, used_cost = transcription_cost(usage)
+        tokens, cost = tokens + used_tokens, cost + used_cost
     return {"tokens": tokens, "cost": cost.quantize(Decimal("0.01"))}
+
+
+def transcription_cost(usage: dict) -> tuple[int, Decimal]:
+    """(tokens, money) of a turn's transcription usage: {model, seconds?, input_tokens?, output_tokens?}."""
+    model = {"provider": "openai", "name": usage.get("model", "")}
+    input_tokens, output_tokens = int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
+    minutes = Decimal(str(usage.get("seconds") or 0)) / 60
+    per_minute = Decimal(str(settings.TRANSCRIPTION_PRICE_PER_MINUTE))
+    return input_tokens + output_tokens, run_cost(model, input_tokens, output_tokens) + minutes * per_minute
 
 
 def run_cost(model: dict, input_tokens: int, output_tokens: int) -> Decimal:
@@ -54,11 +70,13 @@ def run_cost(model: dict, input_tokens: int, output_tokens: int) -> Decimal:
     return (Decimal(str(price[0])) * input_tokens + Decimal(str(price[1])) * output_tokens) / MILLION
 
 
-def budget_exhausted(*, org: Organization) -> str:
-    """Why the organization's budget is used up, in words for its owners; '' while it is not."""
+def budget_exhausted(*, org: Organization, spent_tokens: int = 0, spent_cost: Decimal = Decimal(0)) -> str:
+    """Why the organization's budget is used up, in words for its owners; '' while it is not.
+    `spent_*`: what the running turn used so far on the platform's keys (written when it ends)."""
     if org.monthly_token_budget is None and org.monthly_cost_budget is None:
         return ""
     usage = org_usage(org=org)
+    usage = {"tokens": usage["tokens"] + spent_tokens, "cost": usage["cost"] + spent_cost}
     if org.monthly_token_budget is not None and usage["tokens"] >= org.monthly_token_budget:
         return (
             f"This month's model budget of {org.monthly_token_budget:,} tokens is used up ({usage['tokens']:,} used)."
@@ -119,6 +137,14 @@ def provider_key_for(*, org_id, provider: str) -> str | None:
     """The organization's own key for this provider, decrypted, or None (then the platform's)."""
     row = ProviderKey.objects.filter(org_id=org_id, provider=provider).only("encrypted_key").first()
     return decrypt(row.encrypted_key) if row else None
+
+
+def transcription_key(*, org_id) -> str | None:
+    """The organization's own `openai` key for voice notes, when transcription goes to the openai
+    provider (TRANSCRIPTION_BASE_URL unset): an org's key is never sent to another service."""
+    if settings.TRANSCRIPTION_BASE_URL:
+        return None
+    return provider_key_for(org_id=org_id, provider="openai")
 
 
 def with_org_key(model: dict, org_id) -> tuple[dict, bool]:

@@ -16,7 +16,7 @@ from django.conf import settings
 from apps.conversations import media as store
 from apps.conversations.models import Direction, MediaStatus, Message
 
-from . import llm
+from . import budget, llm
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +29,12 @@ DOCUMENT_TYPES = {
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/webp", "image/gif"}
 
 
-def media_prepare(messages: list[Message], *, offline: bool) -> None:
+def media_prepare(messages: list[Message], *, offline: bool, org) -> dict:
     """Fetch (or wait for) the media of these inbound messages, then transcribe voice notes that
     came without Kapso's transcript and extract the text of documents. `offline`: the agent runs on
-    the offline demo model, so its voice notes get the demo's stand-in transcript."""
+    the offline demo model, so its voice notes get the demo's stand-in transcript. Returns the
+    transcription usage to count against the organization's budget (see budget.org_usage), or {}."""
+    usage: dict = {}
     for message in messages:
         if message.direction != Direction.INBOUND or not store.has_media(message.type):
             continue
@@ -44,36 +46,48 @@ def media_prepare(messages: list[Message], *, offline: bool) -> None:
                     fresh.media_status,
                     fresh.media_file,
                 )
-        notes = _understand(message, offline=offline)
+        notes = _understand(message, offline=offline, org=org, usage=usage)
         if notes:
             message.media = store.message_media_annotate(message_id=message.pk, **notes)
+    return {"transcription": usage} if usage else {}
 
 
-def _understand(message: Message, *, offline: bool) -> dict:
+def _understand(message: Message, *, offline: bool, org, usage: dict) -> dict:
     kind, media = message.type, message.media
     if kind == "audio" and not media.get("transcript") and not media.get("transcript_error"):
-        return _transcript(message, offline=offline)
+        return _transcript(message, offline=offline, org=org, usage=usage)
     if kind == "document" and "document_text" not in media and message.media_status == MediaStatus.STORED:
         return {"document_text": _document_text(message)}
     return {}
 
 
-def _transcript(message: Message, *, offline: bool) -> dict:
-    if offline and not (settings.TRANSCRIPTION_API_KEY or settings.OPENAI_API_KEY):
+def _transcript(message: Message, *, offline: bool, org, usage: dict) -> dict:
+    """The voice note's text, on the organization's own key when it has one (then not counted),
+    else on the platform's while its budget lasts. `usage` adds up what the calls reported."""
+    own_key = budget.transcription_key(org_id=org.pk)
+    if offline and not (own_key or settings.TRANSCRIPTION_API_KEY or settings.OPENAI_API_KEY):
         size = message.media.get("byte_size") or 0
         return {
             "transcript": f"[Demo transcript] A voice note of {size // 1024} KB. The offline demo cannot "
             "listen; set OPENAI_API_KEY (or TRANSCRIPTION_API_KEY) for real transcripts."
         }
+    if not own_key:
+        reason = budget.budget_exhausted(org=org)
+        if reason:
+            return {"transcript_error": f"Not transcribed: {reason}"}
     try:
         with store.media_open(message) as file:
             audio = file.read()
-        text = llm.transcribe(
-            audio, filename=_filename(message, "voice.ogg"), content_type=message.media.get("content_type", "")
-        )
+        text, used = llm.transcribe(
+            audio, filename=_filename(message, "voice.ogg"), content_type=message.media.get("content_type", ""),
+            api_key=own_key)
     except (store.MediaUnavailable, llm.ModelError) as error:
         logger.warning("voice note %s not transcribed: %s", message.pk, error)
         return {"transcript_error": str(error)[:500]}
+    usage.setdefault("model", settings.TRANSCRIPTION_MODEL)
+    usage["own_key"] = bool(own_key) or usage.get("own_key", False)
+    for name, value in used.items():
+        usage[name] = usage.get(name, 0) + value
     return {"transcript": text}
 
 

@@ -110,6 +110,9 @@ class AgentRun(OrgOwnedModel):
     # Answered on the organization's own provider key: not counted against the platform's budget.
     # A database default, because the run upsert is raw SQL that names only the columns it sets.
     own_key = models.BooleanField(default=False, db_default=False)
+    # What else the turn used, counted apart from the model's tokens (budget.org_usage):
+    # {"transcription": {model, own_key, seconds?, input_tokens?, output_tokens?}}.
+    media_usage = models.JSONField(db_default={}, blank=True)
     # Personal data redacted in this turn: {"input": {"CARD": 1}, "output": {...}}.
     redactions = models.JSONField(db_default={}, blank=True)  # a database default: runs are inserted in raw SQL
     # The schedule whose prompt this turn runs (null: a turn that answers the contact's messages).

@@ -10,6 +10,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -21,7 +22,7 @@ from apps.knowledge.selectors import knowledge_search
 
 from . import budget, llm, redaction, schedules, services
 from . import media as agent_media
-from .models import AgentMode, ReplyThreading, RunStatus, ToolCall
+from .models import AgentMode, AgentRun, ReplyThreading, RunStatus, ToolCall
 from .services import TurnOutcome
 from .tools import ToolContext, ToolError, tool_run, tool_specs
 
@@ -224,7 +225,9 @@ def _answer(*, run, agent, thread, answered, memory, since, heartbeat, schedule=
     history_full = agent.mode == AgentMode.CHAT and len(history) >= agent.history_window
     answered_ids = {m.pk for m in answered}
     answered_now = [m for m in history if m.pk in answered_ids]
-    agent_media.media_prepare(answered_now, offline=agent.model_provider == "offline")
+    media_usage = agent_media.media_prepare(answered_now, offline=agent.model_provider == "offline", org=run.org)
+    if media_usage:  # written at once: the transcription was paid for whatever the turn does next
+        AgentRun.objects.filter(pk=run.pk).update(media_usage=media_usage)
     model, images = turn_model(agent, answered_now)
     # Only the photos of the messages answered now go as images: older ones were seen in their turn.
     images_for = frozenset(answered_ids) if images else frozenset()
@@ -329,6 +332,8 @@ def with_knowledge(system: str, agent, answered, context: ToolContext) -> str:
 
 def _loop(agent, model, system, messages, specs, context, run, outcome: TurnOutcome, heartbeat) -> None:
     for step in range(max(1, agent.max_steps)):
+        if _budget_stop(agent, model, context, run, step, outcome):
+            return
         reply = _complete(agent, model, system, messages, specs, heartbeat, outcome)
         outcome.input_tokens += reply.input_tokens
         outcome.output_tokens += reply.output_tokens
@@ -344,6 +349,28 @@ def _loop(agent, model, system, messages, specs, context, run, outcome: TurnOutc
             return  # the handoff message is the turn's last word; no second model call
     outcome.reply = reply.text or agent.fallback_text
     outcome.error = f"The agent used all {agent.max_steps} tool steps without a final answer."
+
+
+def _budget_stop(agent, model, context: ToolContext, run, step: int, outcome: TurnOutcome) -> bool:
+    """Before a model call on the platform's keys: when the budget is used up (counting this turn's
+    calls so far), the turn stops like one that could not start: the contact gets the fallback text
+    once, the owners are told. The first call of a turn on the agent's own model was checked before
+    the turn (services.turn_limits_check); a vision model on a provider without an org key was not."""
+    if step == 0 and model.get("provider") == agent.model_provider:
+        return False
+    if budget.provider_key_for(org_id=run.org_id, provider=model.get("provider", "")):
+        return False
+    spent = (0, Decimal(0)) if outcome.own_key else (
+        outcome.input_tokens + outcome.output_tokens, budget.run_cost(outcome.model, outcome.input_tokens,
+                                                                      outcome.output_tokens))
+    reason = budget.budget_exhausted(org=run.org, spent_tokens=spent[0], spent_cost=spent[1])
+    if not reason:
+        return False
+    budget.owners_alert(org=run.org, reason=reason)
+    outcome.status, outcome.error = RunStatus.SKIPPED, f"Stopped after {step} model calls: {reason}"
+    outcome.reply = agent.fallback_text if budget.thread_fallback_due(thread=context.thread) else ""
+    context.handoff = None
+    return True
 
 
 def _call_tool(request: llm.ToolCallRequest, context: ToolContext, run, step: int, outcome: TurnOutcome) -> Any:

@@ -158,7 +158,9 @@ class ModelServer:
 
 class OpenAIServer(ModelServer):
     """POST …/chat/completions, as OpenAI, xAI, Groq, OpenRouter and Ollama answer it;
-    POST …/audio/transcriptions (multipart: `file`, `model`), answering `{"text": transcript}`; and
+    POST …/audio/transcriptions (multipart: `file`, `model`), answering `{"text": transcript, "usage": …}`
+    with whisper-1's duration usage (`{"type": "duration", "seconds": N}`), or, with `transcription_usage`
+    set, that (gpt-4o-transcribe's `{"type": "tokens", "input_tokens", "output_tokens", …}`); and
     POST …/embeddings, answering one vector per input text from `concepts`.
 
     The embeddings stand in for meaning: `concepts` maps word stems to a topic (a dimension), and a
@@ -167,6 +169,7 @@ class OpenAIServer(ModelServer):
     dimension of its own (unrelated to every topic)."""
 
     transcript = "Hello, I need help with my order"
+    transcription_usage: dict = {"type": "duration", "seconds": 30}
     concepts: dict[str, int] = {}
 
     def __init__(self) -> None:
@@ -200,7 +203,7 @@ class OpenAIServer(ModelServer):
             self.transcriptions.append(request)
         if "multipart/form-data" not in request.headers.get("content-type", "") or 'name="file"' not in request.body:
             return ScriptedReply(status=400, body=self.error_body(400, "a multipart `file` is required"))
-        return ScriptedReply(body={"text": self.transcript})
+        return ScriptedReply(body={"text": self.transcript, "usage": self.transcription_usage})
 
     def message_body(
         self, text: str, calls: list[tuple[str, str, dict]], input_tokens: int, output_tokens: int

@@ -128,13 +128,16 @@ def malformed(provider: str, detail: Any) -> ModelError:
 # --- Transcription ------------------------------------------------------------------------------
 
 
-def transcribe(audio: bytes, *, filename: str, content_type: str) -> str:
+def transcribe(audio: bytes, *, filename: str, content_type: str, api_key: str | None = None) -> tuple[str, dict]:
     """Speech to text through an OpenAI-compatible `/audio/transcriptions` endpoint (TRANSCRIPTION_*
-    settings; by default the `openai` provider's base URL and key with whisper-1), with the `openai` SDK."""
+    settings; by default the `openai` provider's base URL and key with whisper-1), with the `openai` SDK.
+    `api_key`: an organization's own key instead of the platform's. Returns the text and what the
+    provider reported using: `{"seconds": …}` (whisper-1 bills by duration) and/or
+    `{"input_tokens": …, "output_tokens": …}` (token-billed models such as gpt-4o-transcribe)."""
     from .sdk import json_body, model_errors, openai_client_for, timeout
 
     base_url = settings.TRANSCRIPTION_BASE_URL or settings.OPENAI_BASE_URL
-    key = settings.TRANSCRIPTION_API_KEY or settings.OPENAI_API_KEY
+    key = api_key or settings.TRANSCRIPTION_API_KEY or settings.OPENAI_API_KEY
     if not key:
         raise ModelError("no key for transcription (TRANSCRIPTION_API_KEY or OPENAI_API_KEY)", transient=False)
     client, headers = openai_client_for(base_url, key)
@@ -143,7 +146,16 @@ def transcribe(audio: bytes, *, filename: str, content_type: str) -> str:
             extra_headers=headers, model=settings.TRANSCRIPTION_MODEL, response_format="json", timeout=timeout(),
             file=(filename, audio, content_type or "application/octet-stream"),
         )
-    text = json_body("transcription", raw).get("text")
+    body = json_body("transcription", raw)
+    text = body.get("text")
     if not isinstance(text, str):
         raise malformed("transcription", text)
-    return text.strip()
+    return text.strip(), _transcription_usage(body.get("usage"))
+
+
+def _transcription_usage(usage) -> dict:
+    if not isinstance(usage, dict):
+        return {}
+    found = {name: usage.get(name) for name in ("seconds", "input_tokens", "output_tokens")}
+    return {name: value for name, value in found.items()
+            if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0}
