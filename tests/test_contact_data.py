@@ -2,6 +2,7 @@
 retention, STOP/START opt-out."""
 
 import copy
+import json
 from datetime import timedelta
 
 import pytest
@@ -10,7 +11,8 @@ from django.utils import timezone
 
 from apps.agents.models import AgentRun
 from apps.agents.tasks import run_turn
-from apps.conversations.models import Message, Thread, ThreadErasure
+from apps.contacts.models import Contact
+from apps.conversations.models import Message, Note, Thread, ThreadErasure
 from apps.conversations.privacy import retention_purge
 from apps.conversations.tasks import outbox_drain
 from apps.webhooks.models import WebhookEvent
@@ -120,8 +122,18 @@ def test_an_erased_thread_leaves_nothing_of_the_contact_in_any_table(api, org, c
     assert Thread.objects.filter(pk=other.pk).exists() and Message.objects.filter(thread=other).exists()
 
 
-def test_export_has_every_message_status_and_tool_call(api, conversation):
+def test_export_has_every_message_status_reaction_tool_call_note_and_the_contact_record(
+    api, conversation, post_webhook
+):
     thread, _ = conversation
+    reply = Message.objects.get(thread=thread, direction="outbound")
+    reaction = copy.deepcopy(fixture("whatsapp.message.received__reaction"))
+    reaction["message"]["reaction"]["message_id"] = reply.wamid
+    reaction["message"]["timestamp"] = str(int(timezone.now().timestamp()))
+    reaction["conversation"] = inbound(wamid=reply.wamid)["conversation"]  # the same contact, as Kapso sends it
+    assert post_webhook("messages", reaction, secret="conn-secret", event=RECEIVED).status_code == 200
+    Note.objects.create(org=thread.org, thread=thread, text="Prefers deliveries after 5 pm")
+    Contact.objects.filter(phone=PHONE).update(attributes={"lead_status": "hot"})
 
     response = api.get(f"/api/v1/threads/{thread.id}/export")
 
@@ -136,6 +148,10 @@ def test_export_has_every_message_status_and_tool_call(api, conversation):
     [run] = data["agent_runs"]
     assert run["tool_calls"][0]["name"] == "whatsapp.getConversation"
     assert run["tool_calls"][0]["result"]["messages"][0]["text"] == SECRET_TEXT
+    assert data["messages"][1]["reaction"] == "👍" and data["messages"][1]["reaction_at"]
+    assert data["notes"] == [{"at": data["notes"][0]["at"], "text": "Prefers deliveries after 5 pm"}]
+    assert data["contact"]["name"] == NAME and data["contact"]["attributes"] == {"lead_status": "hot"}
+    assert data["thread"]["contact_bsuid"] == thread.contact_bsuid
 
 
 def test_another_org_can_neither_export_nor_erase(other_org, conversation):
@@ -253,3 +269,27 @@ def test_the_thread_page_says_the_contact_opted_out(client, org, connection):
     page = client.get(org_url("thread", org, thread_id=thread.pk)).content.decode()
 
     assert "Opted out (wrote STOP)" in page and "they wrote STOP" in page
+
+
+def test_erasing_a_contact_keeps_the_other_contacts_parts_of_a_batched_delivery(api, connection, post_webhook):
+    def item(phone: str, wamid: str, text: str) -> dict:
+        single = inbound(wamid=wamid, phone=phone, name=f"Name {phone[-4:]}", text=text)
+        return {key: single[key] for key in ("message", "conversation", "is_new_conversation", "phone_number_id")}
+
+    batch = copy.deepcopy(fixture("whatsapp.message.received__batch"))
+    batch["data"] = [item(PHONE, "wamid.zed.b1", SECRET_TEXT), item(OTHER_PHONE, "wamid.other.b1", "keep me"),
+                     item(PHONE, "wamid.zed.b2", "second secret")]
+    batch["batch_info"]["size"] = 3
+    headers = {"X-Webhook-Batch": "true", "X-Batch-Size": "3"}
+    assert post_webhook("messages", batch, secret="conn-secret", event=RECEIVED, headers=headers).status_code == 200
+    thread = Thread.objects.get(contact_phone=PHONE)
+
+    assert api.post(f"/api/v1/threads/{thread.id}/erase").status_code == 204
+
+    event = WebhookEvent.objects.get()
+    kept = json.loads(event.body)
+    assert [i["message"]["id"] for i in kept["data"]] == ["wamid.other.b1"] and kept["batch_info"]["size"] == 1
+    assert event.headers  # the delivery's headers name no contact: they stay
+    for needle in (PHONE.lstrip("+"), SECRET_TEXT, "second secret", "wamid.zed.b1", "conv-4321-kapso"):
+        assert everywhere(needle) == [], needle
+    assert Message.objects.filter(thread__contact_phone=OTHER_PHONE, text="keep me").exists()

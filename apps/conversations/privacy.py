@@ -8,6 +8,7 @@ receipts whose bodies carried them. Those last two live in apps to the right of 
 a table would be worse than an import that bends the layering.
 """
 
+import json
 import logging
 import re
 import uuid
@@ -33,9 +34,19 @@ _PUNCTUATION = re.compile(r"[\s.!¡?¿,;:]+")
 
 def thread_export(*, thread: Thread) -> dict:
     """Everything stored about one conversation, as JSON-ready data; media as links to the copies
-    Switchboard serves to members (Kapso's own links expire)."""
+    Switchboard serves to members (Kapso's own links expire). What erase removes, export shows:
+    the contact's record (name, attributes), each message with its status, reaction, quoted message,
+    what was sent (templates, buttons) and media (with transcript or document text), the agent's
+    turns and tool calls, and the team's notes on the thread (about the contact, so theirs to see;
+    without the author, who is staff)."""
     AgentRun = apps.get_model("agents", "AgentRun")
+    Contact = apps.get_model("contacts", "Contact")
     messages = Message.objects.filter(thread=thread).order_by("created_at", "id")
+    if thread.contact_phone:
+        contact = Contact.objects.filter(org_id=thread.org_id, phone=thread.contact_phone).first()
+    else:
+        contact = Contact.objects.filter(org_id=thread.org_id, phone="", bsuid=thread.contact_bsuid).first() if (
+            thread.contact_bsuid) else None
     runs = AgentRun.objects.filter(thread=thread).prefetch_related("tool_calls").order_by("created_at")
     return {
         "exported_at": timezone.now().isoformat(),
@@ -44,14 +55,24 @@ def thread_export(*, thread: Thread) -> dict:
             "external_id": thread.external_id,
             "contact_phone": thread.contact_phone,
             "contact_name": thread.contact_name,
+            "contact_bsuid": thread.contact_bsuid,
+            "contact_username": thread.contact_username,
             "handoff": thread.handoff,
             "opted_out": thread.opted_out,
             "created_at": thread.created_at.isoformat(),
             "whatsapp_number": thread.connection.display_phone_number if thread.connection else None,
         },
+        "contact": _contact_export(contact) if contact else None,
         "messages": [_message_export(m, thread.org.slug) for m in messages],
         "agent_runs": [_run_export(run) for run in runs],
+        "notes": [{"at": n.created_at.isoformat(), "text": n.text} for n in thread.notes.order_by("created_at")],
     }
+
+
+def _contact_export(contact) -> dict:
+    return {"name": contact.name, "phone": contact.phone, "bsuid": contact.bsuid, "attributes": contact.attributes,
+            "last_seen_at": contact.last_seen_at.isoformat() if contact.last_seen_at else None,
+            "created_at": contact.created_at.isoformat()}
 
 
 def _message_export(message: Message, org_slug: str) -> dict:
@@ -66,7 +87,12 @@ def _message_export(message: Message, org_slug: str) -> dict:
         "wamid": message.wamid,
         "error_code": message.error_code,
         "error_text": message.error_text,
+        "reaction": message.reaction,
+        "reaction_at": message.reaction_at.isoformat() if message.reaction_at else None,
+        "reply_to_wamid": message.reply_to_wamid,
     }
+    if message.payload:
+        data["payload"] = message.payload
     if message.media:
         media = {k: v for k, v in message.media.items() if k not in ("url", "id")}  # Kapso's expire
         media["link"] = _media_link(message, org_slug) if message.media_file else None
@@ -126,9 +152,9 @@ def thread_erase(*, thread: Thread, erased_by: str) -> ThreadErasure:
         carried = Q(pk__in=[])
         for needle in [*identifiers, *wamids]:
             carried |= Q(body__contains=needle)
-        WebhookEvent.objects.filter(carried, org_id=thread.org_id).update(
-            body=ERASED_BODY, headers={}, detail="The body was erased with a contact's data."
-        )
+        needles = [*identifiers, *wamids, thread.kapso_conversation_id]
+        for event in WebhookEvent.objects.filter(carried, org_id=thread.org_id).only("pk", "body"):
+            _webhook_body_erase(WebhookEvent, event, [n for n in needles if n])
         # Tool calls of other conversations that named this contact (allowed_numbers).
         named = ToolCall.objects.annotate(args=Cast("arguments", TextField()), res=Cast("result", TextField()))
         naming = Q(pk__in=[])
@@ -154,6 +180,28 @@ def thread_erase(*, thread: Thread, erased_by: str) -> ThreadErasure:
         transaction.on_commit(lambda: _delete_files(files))
     logger.info("thread %s erased by %s (%d messages)", erasure.thread_ref, erasure.erased_by, message_count)
     return erasure
+
+
+def _webhook_body_erase(WebhookEvent, event, needles: list[str]) -> None:
+    """A delivery of this contact alone loses its whole body (and headers). A batch (`{"batch": true,
+    "data": [...]}`) loses only the contact's items: the other contacts' stay, with `batch_info`
+    counting what is left. Whatever still names the contact after that is erased whole."""
+    try:
+        body = json.loads(event.body)
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body.get("batch") and isinstance(body.get("data"), list):
+        kept = [item for item in body["data"] if not any(n in json.dumps(item, ensure_ascii=False) for n in needles)]
+        body["data"] = kept
+        if isinstance(body.get("batch_info"), dict):
+            body["batch_info"]["size"] = len(kept)
+        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+        if kept and not any(n in text for n in needles):
+            WebhookEvent.objects.filter(pk=event.pk).update(
+                body=text, detail="The parts of this batch about an erased contact were removed.")
+            return
+    WebhookEvent.objects.filter(pk=event.pk).update(
+        body=ERASED_BODY, headers={}, detail="The body was erased with a contact's data.")
 
 
 def _delete_files(names: list[str]) -> None:
