@@ -53,8 +53,12 @@ def knowledge_add(request: HttpRequest, agent_id: str) -> HttpResponse:
 @org_view(Role.ADMIN)
 def knowledge_refetch(request: HttpRequest, agent_id: str, source_id: str) -> HttpResponse:
     source = _source(request, agent_id, source_id)
-    knowledge.source_refetch(source=source)
-    messages.success(request, f"Fetching {source.url} again.")
+    try:
+        knowledge.source_refetch(source=source)
+    except knowledge.SourceInvalid as invalid:  # a forged request for a source that is no web page
+        messages.error(request, str(invalid))
+    else:
+        messages.success(request, f"Fetching {source.url} again.")
     return redirect("agent", org_slug=request.org.slug, agent_id=source.agent_id)
 
 
