@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('agents', '0008_memory_summary_and_ttl'),
+        ('agents', '0010_daily_summary'),
     ]
 
     operations = [
