@@ -22,6 +22,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from apps.agents.schedules import schedule_create
 from apps.conversations.models import CannedReply, Note
 from apps.dashboard import forms as dashboard_forms
 from apps.knowledge.models import KnowledgeSource
@@ -34,7 +35,8 @@ pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 PARAMETERS = {
     "org_slug": "org", "thread_id": "thread", "connection_id": "connection", "agent_id": "agent",
     "event_id": "event", "key_id": "key", "membership_id": "membership", "invitation_id": "invitation",
-    "message_id": "media_message", "source_id": "source", "reply_id": "reply", "token": None, "uidb64": None,
+    "message_id": "media_message", "source_id": "source", "reply_id": "reply", "schedule_id": "schedule",
+    "token": None, "uidb64": None,
 }
 # The same parameter naming another kind of object on some URLs.
 PARAMETER_OVERRIDES = {("provider-key-delete", "key_id"): "provider_key"}
@@ -89,6 +91,7 @@ def objects(world, org):
     mine["source"] = KnowledgeSource.objects.create(org=org, agent=agent, kind="faq", title="Hours?", text="9-5")
     mine["reply"] = CannedReply.objects.create(org=org, shortcut="hi", text="Hello!")
     mine["provider_key"] = ProviderKey.objects.create(org=org, provider="openai", encrypted_key="x", last4="1234")
+    mine["schedule"] = schedule_create(agent=agent, contact="+15551234567", prompt="Check in.", every_minutes=60)
     Note.objects.create(org=org, thread=mine["thread"], text="A note")
     return mine
 
