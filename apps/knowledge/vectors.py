@@ -20,8 +20,6 @@ import logging
 from django.conf import settings
 from django.db import connection as db
 
-from apps.agents.llm.sdk import model_errors, openai_client_for, timeout
-
 TABLE = "knowledge_chunk_embedding"
 
 logger = logging.getLogger(__name__)
@@ -60,6 +58,10 @@ def vectors_on() -> bool:
 def embed(texts: list[str]) -> list[list[float]]:
     """The configured model's embeddings of `texts`, in order, batched (one request per
     KNOWLEDGE_EMBEDDING_BATCH texts). Raises ModelError."""
+    # Imported here: the SDKs take seconds to import, and this module is loaded with every web
+    # process's URLs (through the knowledge.search tool) — a first request must not wait for them.
+    from apps.agents.llm.sdk import model_errors, openai_client_for, timeout
+
     client, headers = openai_client_for(settings.KNOWLEDGE_EMBEDDING_BASE_URL or settings.OPENAI_BASE_URL,
                                         settings.KNOWLEDGE_EMBEDDING_API_KEY or settings.OPENAI_API_KEY)
     vectors: list[list[float]] = []
