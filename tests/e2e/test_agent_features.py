@@ -424,3 +424,35 @@ def test_the_agent_records_a_lead_status_but_not_an_attribute_it_may_not_write(s
     client.force_login(make_user(org, "operator"))
     beside = client.get(org_url("thread", org, thread_id=Thread.objects.get().pk)).content.decode()
     assert "qualified" in beside
+
+
+def test_when_the_budget_runs_out_mid_conversation_the_agent_stops_with_one_fallback_and_owners_are_told(
+    shop, stack, kapso, model
+):
+    org, agent, _ = shop
+    make_user(org, role="owner", email="boss@feature.test")
+    use_model(agent, fallback_text="Our assistant is paused; a person will reply soon.")
+    org.monthly_token_budget = 25  # each answer of the stand-in costs 5 + 5 tokens
+    org.save()
+    for n, text in enumerate(["One?", "Two?", "Three?"], 1):  # 10, 20, then 30 tokens: the third starts under 25
+        say(stack, text)
+        wait_until(lambda n=n: len(sends(kapso)) == n, 30, what=f"answer {n}")
+
+    say(stack, "Four?")
+    wait_until(lambda: len(sends(kapso)) == 4, 30, what="the fallback")
+    say(stack, "Five?")
+    settle(lambda: (len(kapso.requests), AgentRun.objects.filter(status__in=["pending", "running"]).count()),
+           quiet=1.5)
+
+    assert texts(kapso) == ["Re: One?", "Re: Two?", "Re: Three?", "Our assistant is paused; a person will reply soon."]
+    assert len(model.requests) == 3, "no model call once the budget is used up"
+    org.refresh_from_db()
+    assert org.budget_exhausted_at is not None  # the dashboard's banner
+    mailbox = Path(stack.env["TEST_EMAIL_FILE_PATH"])
+    ours = [path for path in mailbox.iterdir() if "boss@feature.test" in path.read_text()]
+    mails = [path.read_text() for path in ours]
+    for path in ours:  # the mailbox is the module's: other tests count what is in it
+        path.unlink()
+    assert len(mails) == 1 and "budget of 25 tokens is used up" in mails[0]
+    assert "Your agents no longer answer on WhatsApp" in mails[0]
+    assert AgentRun.objects.filter(status="skipped", error__contains="budget").count() == 2
