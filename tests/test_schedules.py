@@ -317,3 +317,22 @@ def test_an_operator_cannot_change_the_time_zone(client, org):
     assert client.post(org_url("org-settings", org), {"form": "zone", "time_zone": "Asia/Tokyo"}).status_code == 403
     org.refresh_from_db()
     assert org.time_zone == "UTC"
+
+
+def test_a_scheduled_turn_whose_workers_keep_dying_fails_on_the_schedule_and_sends_nothing(agent, connection, settings):
+    from apps.agents import services
+
+    make_thread(connection, last_inbound_at=timezone.now())
+    schedule = schedules.schedule_create(agent=agent, contact="+15551234567", prompt="Check in.", every_minutes=5)
+    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=timezone.now() - timedelta(seconds=1))
+    schedules.schedules_fire_due()
+    stale = timezone.now() - timedelta(seconds=settings.AGENT_RUN_STALE_SECONDS + 60)
+    AgentRun.objects.filter(schedule=schedule).update(status="running", attempts=services.MAX_RUN_ATTEMPTS,
+                                                      heartbeat_at=stale)
+
+    services.runs_recover_stale()
+
+    schedule.refresh_from_db()
+    assert AgentRun.objects.get(schedule=schedule).status == "failed"
+    assert schedule.last_result == "failed" and "interrupted" in schedule.last_reason
+    assert not Message.objects.filter(direction="outbound").exists()

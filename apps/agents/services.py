@@ -275,7 +275,14 @@ def _run_give_up(run: AgentRun) -> None:
     transaction.on_commit(lambda: metrics.observe("switchboard_agent_turn_seconds", 0.0, outcome=run.status))
     thread = Thread.objects.select_related("connection__agent").get(pk=run.thread_id)
     agent = thread.connection.agent
-    if agent is not None and thread.handoff == Handoff.AGENT:
+    # A scheduled turn that answers no message of the contact sends nothing: they asked nothing.
+    asked = not run.schedule_id or Message.objects.filter(run_id=run.pk, direction="inbound").exists()
+    if run.schedule_id:
+        from .schedules import schedule_result_record
+
+        schedule_result_record(run=run, status=RunStatus.FAILED, template=False, error=run.error if asked else (
+            f"The turn was interrupted {run.attempts} times; nothing was sent."))
+    if agent is not None and thread.handoff == Handoff.AGENT and asked:
         conversations.outbound_queue(thread=thread, text=agent.fallback_text, author=Author.AGENT, run_id=run.pk)
     transaction.on_commit(lambda: run_enqueue_next(thread_id=run.thread_id))
 
