@@ -336,3 +336,17 @@ def test_a_scheduled_turn_whose_workers_keep_dying_fails_on_the_schedule_and_sen
     assert AgentRun.objects.get(schedule=schedule).status == "failed"
     assert schedule.last_result == "failed" and "interrupted" in schedule.last_reason
     assert not Message.objects.filter(direction="outbound").exists()
+
+
+def test_a_used_up_budget_skips_the_scheduled_turn_with_the_reason_and_sends_nothing(agent, connection, org, openai):
+    org.monthly_token_budget = 10
+    org.save()
+    thread = make_thread(connection, last_inbound_at=timezone.now())
+    AgentRun.objects.create(org=org, thread=thread, agent=agent, status="succeeded", input_tokens=50, output_tokens=5)
+    schedule = schedules.schedule_create(agent=agent, contact="+15551234567", prompt="Check in.", every_minutes=5)
+
+    run = fire(schedule)
+
+    assert run.status == "skipped" and openai.requests == []
+    assert schedule.last_result == "skipped" and "budget" in schedule.last_reason
+    assert not Message.objects.filter(direction="outbound").exists()

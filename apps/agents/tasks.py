@@ -6,7 +6,7 @@ import threading
 from celery import shared_task
 from django.db import connection as db
 
-from apps.conversations.models import Handoff
+from apps.conversations.models import Handoff, Message
 from apps.conversations.tasks import outbox_drains_inline
 from apps.core.logging import bind
 
@@ -46,6 +46,8 @@ def _run_turn(run_id: str) -> None:
         return
     stopped = services.turn_limits_check(run=run, agent=agent, thread=thread)
     if stopped is not None:
+        if run.schedule_id and not Message.objects.filter(run_id=run.pk, direction="inbound").exists():
+            stopped.reply = ""  # a scheduled turn alone: the contact asked nothing, no fallback text
         services.run_finish(run=run, outcome=stopped)
         return
     if agent.turn_timeout_seconds:
