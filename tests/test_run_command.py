@@ -9,6 +9,8 @@ across exec, and bash cannot trap a signal that was ignored when it started: scr
 the Ctrl-C and every whole-suite run failed here. If processes do survive, the test prints each one
 (state, ignored signals, and what its Python threads are doing, with py-spy when installed).
 
+A demo that cannot be set up (seed_demo fails) stops the run with seed_demo's error on the screen.
+
 Slow (a fresh virtualenv is installed): marked `slow`.
 """
 
@@ -175,15 +177,38 @@ def ctrl_c(process: subprocess.Popen, folder: Path, log: Path) -> bool:
         return False
 
 
-def test_the_readmes_run_command_runs_the_demo_in_a_fresh_clone(tmp_path):
+def user_env(**extra: str) -> dict:
+    """A new user's environment, built explicitly: nothing another test set in os.environ leaks in."""
+    keep = {"PATH", "HOME", "LANG", "TMPDIR", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS"}
+    env = {key: value for key, value in os.environ.items() if key in keep}
+    return {**env, "PYTHONUNBUFFERED": "1", **extra}
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory) -> Path:
+    """A fresh clone on the machine's PostgreSQL and Redis (its virtualenv installed by the first run)."""
+    folder = tmp_path_factory.mktemp("run") / "switchboard"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(folder)], check=True, timeout=120)
+    return folder
+
+
+def test_a_demo_that_cannot_be_set_up_stops_the_run_with_the_error(clone):
+    env = user_env(PORT=str(free_port()), DATABASE_URL=test_database_url(), REDIS_URL=test_redis_url(),
+                   DEMO_MODEL="no-model-here")
+
+    done = subprocess.run(["scripts/run"], cwd=clone, env=env, capture_output=True, text=True, timeout=900)
+
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "CommandError: DEMO_MODEL must look like provider:name" in done.stderr
+    assert "The demo could not be set up: manage.py seed_demo failed (above)." in done.stderr
+    assert "Switchboard is running" not in done.stdout
+
+
+def test_the_readmes_run_command_runs_the_demo_in_a_fresh_clone(clone, tmp_path):
     command = readme_run_command()
     assert command == "scripts/run"
-    clone = tmp_path / "switchboard"
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=120)
     port = free_port()
-    env = {key: value for key, value in os.environ.items() if key in {"PATH", "HOME", "LANG", "TMPDIR", "PIP_INDEX_URL",
-                                                                     "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS"}}
-    env.update(PORT=str(port), DATABASE_URL=test_database_url(), REDIS_URL=test_redis_url(), PYTHONUNBUFFERED="1")
+    env = user_env(PORT=str(port), DATABASE_URL=test_database_url(), REDIS_URL=test_redis_url())
     redis.Redis.from_url(test_redis_url()).flushdb()  # no task queued by an earlier test reaches its workers
     log = tmp_path / "run.log"
     process = start_run(clone, env, log, command)
@@ -226,9 +251,7 @@ def embedded_clone() -> Path:
 
 def embedded_env(**extra: str) -> dict:
     """No DATABASE_URL or REDIS_URL: the clone must bring its own (SWITCHBOARD_EMBEDDED=1)."""
-    keep = {"PATH", "HOME", "LANG", "TMPDIR", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS"}
-    env = {key: value for key, value in os.environ.items() if key in keep}
-    return {**env, "SWITCHBOARD_EMBEDDED": "1", "PYTHONUNBUFFERED": "1", **extra}
+    return user_env(SWITCHBOARD_EMBEDDED="1", **extra)
 
 
 def test_scripts_run_comes_up_on_the_embedded_postgres_and_redis(embedded_clone, tmp_path):
