@@ -221,7 +221,7 @@ def test_the_readmes_run_command_runs_the_demo_in_a_fresh_clone(clone, tmp_path)
             except httpx.HTTPError:
                 return False
 
-        wait_until(ready, 480, "/readyz (install, migrate, start)", interval=0.5)
+        wait_until(ready, 900, "/readyz (install, migrate, start)", interval=0.5)
         assert httpx.get(base + "/healthz").json() == {"status": "ok"}
         printed = lambda: "Try it:" in log.read_text() and log.read_text()  # noqa: E731
         banner = wait_until(printed, 30, "the printed steps", interval=0.5)
@@ -267,7 +267,7 @@ def test_scripts_run_comes_up_on_the_embedded_postgres_and_redis(embedded_clone,
             except httpx.HTTPError:
                 return False
 
-        wait_until(ready, 600, "/readyz (install, embedded stores, migrate, start)", interval=0.5)
+        wait_until(ready, 900, "/readyz (install, embedded stores, migrate, start)", interval=0.5)
         banner = wait_until(lambda: "Try it:" in log.read_text() and log.read_text(), 30, "the printed steps")
         used = re.search(r"Using the embedded PostgreSQL \(postgres://postgres@127\.0\.0\.1:(\d+)/switchboard\) "
                          r"and Redis \(redis://127\.0\.0\.1:(\d+)/0\)", banner)
