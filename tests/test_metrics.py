@@ -1,10 +1,10 @@
 """Prometheus metrics at /metrics: behind METRICS_TOKEN, counted in Redis by whichever process did the
-work, and scraped here after a message went through the whole pipeline (webhook → turn → send)."""
+work, and scraped here after a message went through the whole pipeline (webhook → turn → send). The
+same scrape from a real deployment (gunicorn, Celery workers): tests/e2e/test_spine.py."""
 
 import pytest
 import redis
 from django.utils import timezone
-from prometheus_client.parser import text_string_to_metric_families
 
 from apps.agents.models import AgentRun
 from apps.agents.tasks import run_turn
@@ -13,6 +13,7 @@ from apps.conversations.tasks import outbox_drain
 from apps.core import metrics
 from tests.fakes.kapso_server import fixture
 from tests.fakes.model_servers import OpenAIServer
+from tests.support import metric_samples
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TOKEN = "scrape-token"
@@ -39,11 +40,7 @@ def scrape(client) -> dict:
     response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(response.content.decode())
-        for sample in family.samples
-    }
+    return metric_samples(response.content.decode())
 
 
 def inbound(kapso_payload, wamid: str) -> dict:

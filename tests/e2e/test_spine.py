@@ -1,7 +1,8 @@
 """The issue's "Done means", with real processes: gunicorn, Celery workers, beat.
 
 A signed delivery posted over HTTP is answered exactly once through Kapso's send endpoint, with a
-tool call on the way; redeliveries change nothing; a worker killed mid-turn costs time, not the
+tool call on the way; redeliveries change nothing, and /metrics (scraped from the web process) counted
+the deliveries, the turn and the send that the workers did; a worker killed mid-turn costs time, not the
 answer.
 """
 
@@ -16,6 +17,7 @@ from apps.webhooks.models import WebhookEvent
 from tests.e2e.conftest import inbound_payload, sends, settle, use_model, wait_until
 from tests.factories import compact
 from tests.fakes.kapso_server import fixture
+from tests.support import metric_samples
 
 pytestmark = pytest.mark.e2e
 
@@ -27,7 +29,7 @@ def test_a_signed_delivery_is_answered_once_with_a_tool_call_and_redeliveries_ch
     use_model(agent)
     model.reply_tool_call("whatsapp.getStatus", {})
     model.reply_text("Your WhatsApp line is connected and our chat is open.")
-    stack = start_stack(model=model)
+    stack = start_stack(model=model, env={"METRICS_TOKEN": "scrape-token"})
     raw = compact(fixture("whatsapp.message.received__text"))  # the documented payload, as Kapso sends it
 
     response = stack.post(raw=raw, key="delivery-1")
@@ -58,6 +60,15 @@ def test_a_signed_delivery_is_answered_once_with_a_tool_call_and_redeliveries_ch
     assert (inbound.direction, inbound.run_id) == ("inbound", run.id)
     assert (outbound.status, outbound.wamid, outbound.run_id) == ("sent", "wamid.fake.000001", run.id)
     assert WebhookEvent.objects.count() == 2
+    # Counted in Redis by the web and both workers, served by the web (a scraper's request).
+    scraped = stack.http.get("/metrics", headers={"Authorization": "Bearer scrape-token"})
+    assert scraped.status_code == 200
+    found = metric_samples(scraped.text)
+    deliveries = "switchboard_webhook_deliveries_total"
+    assert found[(deliveries, (("endpoint", "messages"), ("result", "processed")))] == 2
+    assert found[(deliveries, (("endpoint", "messages"), ("result", "duplicate")))] == 3
+    assert found[("switchboard_agent_turn_seconds_count", (("outcome", "succeeded"),))] == 1
+    assert found[("switchboard_sends_total", (("error_class", ""), ("outcome", "sent")))] == 1
 
 
 @pytest.mark.slow
