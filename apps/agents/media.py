@@ -15,6 +15,7 @@ from django.conf import settings
 
 from apps.conversations import media as store
 from apps.conversations.models import Direction, MediaStatus, Message
+from apps.knowledge.extract import DOCUMENT_KINDS, document_text
 
 from . import budget, llm
 
@@ -105,21 +106,8 @@ def _document_text(message: Message) -> str:
 
 
 def _extract(kind: str, data: bytes) -> str:
-    if kind == "pdf":
-        from pypdf import PdfReader
-
-        reader = PdfReader(io.BytesIO(data))
-        pages, total = [], 0
-        for page in reader.pages:  # stop early: a 500-page PDF needs no more than the cap
-            pages.append(page.extract_text() or "")
-            total += len(pages[-1])
-            if total > settings.MODEL_DOCUMENT_MAX_CHARS:
-                break
-        return "\n".join(pages).strip()
-    if kind == "docx":
-        import docx
-
-        return "\n".join(paragraph.text for paragraph in docx.Document(io.BytesIO(data)).paragraphs).strip()
+    if kind in DOCUMENT_KINDS:
+        return document_text(kind, data, limit=settings.MODEL_DOCUMENT_MAX_CHARS)
     text = data.decode("utf-8", errors="replace")
     if kind == "csv":
         return "\n".join(", ".join(row) for row in csv.reader(io.StringIO(text)))

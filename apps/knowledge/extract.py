@@ -1,5 +1,6 @@
 """Text out of what operators give: files (PDF, DOCX, Markdown, plain text) and web pages; and
-that text cut into passages small enough to hand a model a few of them."""
+that text cut into passages small enough to hand a model a few of them. `document_text` also reads
+the PDFs and Word files contacts send (apps/agents/media.py), capped there."""
 
 import io
 import re
@@ -8,6 +9,7 @@ from html.parser import HTMLParser
 CHUNK_CHARACTERS = 1200
 MAX_CHUNKS_PER_SOURCE = 2000
 FILE_TYPES = {".pdf": "pdf", ".docx": "docx", ".md": "text", ".markdown": "text", ".txt": "text"}
+DOCUMENT_KINDS = {"pdf", "docx"}  # read by document_text
 
 
 class ExtractError(ValueError):
@@ -19,10 +21,11 @@ def file_text(filename: str, data: bytes) -> str:
     if kind is None:
         raise ExtractError("Upload a PDF, DOCX, Markdown (.md) or plain text (.txt) file.")
     try:
-        if kind == "pdf":
-            return _pdf_text(data)
-        if kind == "docx":
-            return _docx_text(data)
+        if kind in DOCUMENT_KINDS:
+            text = document_text(kind, data)
+            if kind == "pdf" and not text:
+                raise ExtractError("The PDF has no text layer (a scan?); paste its text instead.")
+            return text
         return data.decode("utf-8-sig")
     except ExtractError:
         raise
@@ -36,21 +39,28 @@ def _suffix(filename: str) -> str:
     return "." + filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
 
 
-def _pdf_text(data: bytes) -> str:
-    from pypdf import PdfReader
+def document_text(kind: str, data: bytes, limit: int | None = None) -> str:
+    """The text of a PDF or Word file (`kind` "pdf" or "docx"), pages and paragraphs a blank line
+    apart; "" when it has none. With `limit`: at most that many characters, and a PDF's pages are read
+    only until there are that many (a 500-page PDF needs no more than the cap). Parsers raise on
+    damaged files."""
+    if kind == "pdf":
+        from pypdf import PdfReader
 
-    reader = PdfReader(io.BytesIO(data))
-    text = "\n\n".join(page.extract_text() or "" for page in reader.pages)
-    if not text.strip():
-        raise ExtractError("The PDF has no text layer (a scan?); paste its text instead.")
-    return text
+        parts, total = [], 0
+        for page in PdfReader(io.BytesIO(data)).pages:
+            parts.append(page.extract_text() or "")
+            total += len(parts[-1])
+            if limit is not None and total > limit:
+                break
+    elif kind == "docx":
+        import docx
 
-
-def _docx_text(data: bytes) -> str:
-    import docx
-
-    document = docx.Document(io.BytesIO(data))
-    return "\n\n".join(paragraph.text for paragraph in document.paragraphs)
+        parts = [paragraph.text for paragraph in docx.Document(io.BytesIO(data)).paragraphs]
+    else:
+        raise ValueError(f"not a document kind: {kind!r}")
+    text = "\n\n".join(parts).strip()
+    return text if limit is None else text[:limit]
 
 
 class _PageText(HTMLParser):
