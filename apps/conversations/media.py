@@ -102,10 +102,10 @@ def _download(message: Message) -> kapso.Download:
         logger.warning("media_url of message %s is not on a Kapso host; not fetched", message.pk)
     if not media_id:
         raise MediaUnavailable("Kapso sent neither a file link nor a media id for this message.")
-    connection = message.connection
-    if connection is None or not connection.phone_number_id:
+    phone_number_id = message.connection.phone_number_id  # a message always has its connection
+    if not phone_number_id:
         raise MediaUnavailable("The WhatsApp number of this conversation is not connected.")
-    info = kapso.get_media(media_id=media_id, phone_number_id=connection.phone_number_id)
+    info = kapso.get_media(media_id=media_id, phone_number_id=phone_number_id)
     link = (info.get("download_url") or info.get("url")) if isinstance(info, dict) else None
     if not isinstance(link, str) or not link:
         raise MediaUnavailable("Kapso's media lookup answered without a download link.")
