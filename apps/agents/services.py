@@ -21,6 +21,7 @@ from apps.conversations import services as conversations
 from apps.conversations.models import NOTICE_KEY, Author, Handoff, Message, Thread
 from apps.core import metrics
 from apps.core.queue import enqueue
+from apps.kapso.payloads import normalize_phone
 from apps.whatsapp.hours import hours_describe, hours_next_opening, hours_open
 
 from .models import Agent, AgentMode, AgentRun, ReplyThreading, RunStatus, ThreadMemory, ToolCall
@@ -320,14 +321,13 @@ def run_debounce_wait(*, run_id) -> float:
     return max(0.0, (due - timezone.now()).total_seconds())
 
 
-def _digits(phone: str) -> str:
-    return "".join(ch for ch in str(phone) if ch.isdigit())
-
-
 def contact_allowed(*, connection, phone: str) -> bool:
-    """The connection's allowed_contacts (empty = everyone) decides whom the agent answers."""
+    """The connection's allowed_contacts (empty = everyone) decides whom the agent answers; numbers
+    compared in E.164 (normalize_phone, as thread phones and the agent's allowed_numbers are)."""
     allowed = getattr(connection, "allowed_contacts", None) or []
-    return not allowed or _digits(phone) in {_digits(number) for number in allowed}
+    if not allowed:
+        return True
+    return normalize_phone(phone) in {normalize_phone(number) for number in allowed} - {None}
 
 
 def contact_refusal(*, thread: Thread) -> TurnOutcome:
@@ -534,8 +534,6 @@ def _agent_check(agent: Agent) -> None:
 
 def _allowed_numbers_check(numbers: list) -> list[str]:
     """Stored in E.164, as threads are, so a tool compares like with like."""
-    from apps.kapso.payloads import normalize_phone
-
     normalized = []
     for number in numbers:
         phone = normalize_phone(number) if isinstance(number, str) else None

@@ -11,7 +11,7 @@ from apps.agents.llm import PROVIDERS
 from apps.agents.models import Agent, AgentMode, ReplyThreading
 from apps.agents.services import AGENT_EDITABLE_FIELDS, MAX_DEBOUNCE_SECONDS, MIN_TURN_TIMEOUT_SECONDS
 from apps.agents.tools import all_tools
-from apps.kapso.payloads import E164_PATTERN
+from apps.kapso.payloads import typed_phone
 from apps.orgs.models import Role
 from apps.orgs.services import provider_key_problem
 from apps.whatsapp.models import NUMBER_ENVIRONMENTS, Environment
@@ -274,10 +274,10 @@ def phone_lines(text: str) -> list[str]:
     """Numbers typed one per line (or separated by commas), as E.164; a clear error for the first bad one."""
     numbers = []
     for raw in re.split(r"[\n,;]+", text or ""):
-        number = re.sub(r"[\s().-]", "", raw)
-        if not number:
+        if not raw.strip():
             continue
-        if not re.fullmatch(E164_PATTERN, number):
+        number = typed_phone(raw)
+        if number is None:
             raise forms.ValidationError(
                 f"“{raw.strip()}” is not a phone number in international format. Write it with a leading + and the "
                 "country code, like +15551234567.")

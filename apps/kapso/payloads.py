@@ -65,11 +65,20 @@ E164_PATTERN = r"\+[1-9][0-9]{5,14}"
 
 
 def normalize_phone(value: object) -> str | None:
-    """'+1 555-123-4567', '15551234567' → '+15551234567'; None when there are no digits."""
+    """A number as Kapso, a contact or the model writes it, in E.164 for storing and comparing:
+    '+1 555-123-4567', '15551234567' → '+15551234567'; None unless it has 6 to 15 digits."""
     if not isinstance(value, str | int):
         return None
     digits = re.sub(r"\D", "", str(value))
     return f"+{digits}" if 6 <= len(digits) <= 15 else None
+
+
+def typed_phone(text: str) -> str | None:
+    """A number as an operator types it into a list: spaces, dots, dashes and brackets dropped, and then
+    E.164 with its leading + ('+1 (555) 123-4567' → '+15551234567'), else None. Stricter than
+    normalize_phone on purpose: no country code is guessed and no stray character is dropped."""
+    number = re.sub(r"[\s().-]", "", text)
+    return number if re.fullmatch(E164_PATTERN, number) else None
 
 
 def split_delivery(body: object, event_header: str | None) -> list[tuple[str, dict]]:
