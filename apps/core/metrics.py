@@ -22,6 +22,7 @@ from collections import defaultdict
 import redis
 from celery import current_app
 from django.conf import settings
+from kombu.exceptions import ChannelError
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
@@ -127,7 +128,14 @@ def _queue_depths() -> GaugeMetricFamily:
         with current_app.connection_for_read() as connection:
             channel = connection.default_channel
             for queue in settings.CELERY_TASK_QUEUES:
-                family.add_metric([queue.name], channel.queue_declare(queue.name, passive=True).message_count)
+                family.add_metric([queue.name], _queue_depth(channel, queue.name))
     except Exception as exc:  # noqa: BLE001  (the broker is down or unreachable: scrape the rest)
         logger.warning("queue depths could not be read: %s", exc)
     return family
+
+
+def _queue_depth(channel, name: str) -> int:
+    try:
+        return channel.queue_declare(name, passive=True).message_count
+    except ChannelError:  # no such queue: Redis drops a list once it is empty, so nothing waits in it
+        return 0

@@ -4,8 +4,8 @@ the `pgvector` extension; full-text search works without either.
 Where embeddings live: a table of their own, `knowledge_chunk_embedding` (chunk, agent, model, vector),
 created by migration `knowledge.0002` only where the `vector` extension is available, and by
 `manage.py knowledge_embed` if it is installed later. It is plain SQL, not a Django model, so the
-models and migrations are the same on every PostgreSQL; a chunk's embedding goes with it (ON DELETE
-CASCADE). One vector per chunk, tagged with the model that made it; the vector has no fixed dimension
+models and migrations are the same on every PostgreSQL; a chunk's embedding goes with it (a
+trigger). One vector per chunk, tagged with the model that made it; the vector has no fixed dimension
 (each model has its own), so there is no ANN index: a search compares the agent's vectors of the
 configured model exactly (an agent has thousands of chunks, not millions). After changing the model,
 `manage.py knowledge_embed` re-embeds; until then those chunks are found by their words only.
@@ -24,15 +24,27 @@ TABLE = "knowledge_chunk_embedding"
 
 logger = logging.getLogger(__name__)
 
+# A chunk's embedding is deleted with it by a trigger, not by a foreign key: a foreign key to the
+# chunks would make Django's test flush (TRUNCATE of the models' tables, which doesn't know this table)
+# fail. A TRUNCATE leaves orphans behind, which no search returns (it joins the chunks).
 _CREATE = f"""
 CREATE EXTENSION IF NOT EXISTS vector;
 CREATE TABLE IF NOT EXISTS {TABLE} (
-    chunk_id uuid PRIMARY KEY REFERENCES knowledge_knowledgechunk (id) ON DELETE CASCADE,
+    chunk_id uuid PRIMARY KEY,
     agent_id uuid NOT NULL,
     model varchar(200) NOT NULL,
     embedding vector NOT NULL
 );
+ALTER TABLE {TABLE} DROP CONSTRAINT IF EXISTS {TABLE}_chunk_id_fkey;
 CREATE INDEX IF NOT EXISTS {TABLE}_agent ON {TABLE} (agent_id, model);
+CREATE OR REPLACE FUNCTION {TABLE}_forget() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM {TABLE} WHERE chunk_id IN (SELECT id FROM gone);
+    RETURN NULL;
+END $$;
+DROP TRIGGER IF EXISTS {TABLE}_forget ON knowledge_knowledgechunk;
+CREATE TRIGGER {TABLE}_forget AFTER DELETE ON knowledge_knowledgechunk
+    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION {TABLE}_forget();
 """
 
 
