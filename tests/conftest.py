@@ -53,6 +53,19 @@ def embedded_folder():
 
 
 @pytest.fixture
+def openai(settings, agent):
+    """The OpenAI stand-in over HTTP, as the agent's model provider (`gpt-test`)."""
+    from tests.fakes.model_servers import OpenAIServer
+
+    with OpenAIServer() as server:
+        settings.OPENAI_BASE_URL = server.url + "/v1"
+        settings.OPENAI_API_KEY = "sk-test"
+        agent.model_provider, agent.model_name = "openai", "gpt-test"
+        agent.save()
+        yield server
+
+
+@pytest.fixture
 def org(db):
     return make_org(name="Acme Shop")
 

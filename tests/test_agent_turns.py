@@ -12,7 +12,6 @@ from apps.conversations.services import inbound_messages_record
 from apps.kapso.payloads import parse_inbound
 from tests.factories import make_thread
 from tests.fakes.kapso_server import fixture
-from tests.fakes.model_servers import OpenAIServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,16 +25,6 @@ def receive(connection, text="Hello", wamid="wamid.in.1", phone="+15551234567"):
     [(thread_id, (_, ids))] = recorded.items()
     return services.run_request(org_id=connection.org_id, thread_id=thread_id, agent_id=connection.agent_id,
                                 message_ids=ids)
-
-
-@pytest.fixture
-def openai(settings, agent):
-    with OpenAIServer() as server:
-        settings.OPENAI_BASE_URL = server.url + "/v1"
-        settings.OPENAI_API_KEY = "sk-test"
-        agent.model_provider, agent.model_name = "openai", "gpt-test"
-        agent.save()
-        yield server
 
 
 def test_an_offline_turn_answers_as_a_demo_bot(connection, kapso, monkeypatch):

@@ -19,7 +19,6 @@ from apps.webhooks.models import WebhookEvent
 from tests.conftest import json_of
 from tests.factories import make_api_key
 from tests.fakes.kapso_server import fixture
-from tests.fakes.model_servers import OpenAIServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -45,15 +44,6 @@ def delivered(*, wamid: str, phone: str = PHONE) -> dict:
     payload["message"]["kapso"]["statuses"][0].update(id=wamid, recipient_id=phone.lstrip("+"))
     payload["conversation"]["phone_number"] = phone
     return payload
-
-
-@pytest.fixture
-def openai(settings, agent):
-    with OpenAIServer() as server:
-        settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY = server.url + "/v1", "sk-test"
-        agent.model_provider, agent.model_name = "openai", "gpt-test"
-        agent.save()
-        yield server
 
 
 @pytest.fixture

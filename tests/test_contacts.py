@@ -9,7 +9,6 @@ from apps.contacts import services
 from apps.contacts.models import Contact
 from tests.conftest import json_of
 from tests.factories import make_connection
-from tests.fakes.model_servers import OpenAIServer
 
 pytestmark = pytest.mark.django_db
 RECEIVED = "whatsapp.message.received"
@@ -120,13 +119,10 @@ def test_another_orgs_contacts_are_404(api, other_org):
 
 
 @pytest.fixture
-def openai(settings, agent):
-    with OpenAIServer() as server:
-        settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY = server.url + "/v1", "sk-test"
-        agent.model_provider, agent.model_name = "openai", "gpt-test"
-        agent.tools = ["contact.get", "contact.update"]
-        agent.save()
-        yield server
+def openai(openai, agent):
+    agent.tools = ["contact.get", "contact.update"]
+    agent.save()
+    return openai
 
 
 @pytest.mark.django_db(transaction=True)

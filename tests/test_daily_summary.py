@@ -13,7 +13,6 @@ from apps.contacts.models import Contact
 from apps.conversations.models import Author, Direction, Message, Thread
 from apps.orgs.models import Membership, Role
 from tests.factories import make_connection, make_thread, make_user
-from tests.fakes.model_servers import OpenAIServer
 from tests.test_dashboard_support import org_url, signed_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -60,16 +59,6 @@ def seeded(org, connection, settings):
         contact = Contact.objects.create(org=org, phone=phone)
         Contact.objects.filter(pk=contact.pk).update(created_at=created)
     return {"waiting": waiting, "failing": failing}
-
-
-@pytest.fixture
-def openai(settings, agent):
-    with OpenAIServer() as server:
-        settings.OPENAI_BASE_URL = server.url + "/v1"
-        settings.OPENAI_API_KEY = "sk-test"
-        agent.model_provider, agent.model_name = "openai", "gpt-test"
-        agent.save()
-        yield server
 
 
 def test_the_counts_are_exact_and_name_who_waits_and_what_failed(org, seeded):

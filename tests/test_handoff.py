@@ -15,7 +15,6 @@ from apps.conversations.services import handoff_email_send
 from apps.orgs.models import Membership
 from apps.whatsapp.hours import HoursInvalid, hours_clean, hours_next_opening, hours_open
 from tests.factories import make_user, work_off_turn
-from tests.fakes.model_servers import OpenAIServer
 from tests.test_agent_turns import receive
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -24,13 +23,10 @@ WEEKDAYS = {"timezone": "Europe/Madrid", "days": ["mon", "tue", "wed", "thu", "f
 
 
 @pytest.fixture
-def openai(settings, agent):
-    with OpenAIServer() as server:
-        settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY = server.url + "/v1", "sk-test"
-        agent.model_provider, agent.model_name = "openai", "gpt-test"
-        agent.tools = [*agent.tools, "conversation.handoff"]
-        agent.save()
-        yield server
+def openai(openai, agent):
+    agent.tools = [*agent.tools, "conversation.handoff"]
+    agent.save()
+    return openai
 
 
 def test_the_agent_hands_the_thread_to_people_and_the_contact_gets_its_message(connection, openai):

@@ -52,14 +52,11 @@ def image_payload(kapso):
 
 
 @pytest.fixture
-def openai(settings, agent):
-    with OpenAIServer() as server:
-        settings.OPENAI_BASE_URL = server.url + "/v1"
-        settings.OPENAI_API_KEY = "sk-test"
-        agent.model_provider, agent.model_name = "openai", "gpt-4o"
-        agent.save()
-        server.default = None
-        yield server
+def openai(openai, agent):
+    agent.model_name = "gpt-4o"  # a model that accepts images
+    agent.save()
+    openai.default = None
+    return openai
 
 
 def last_user_content(body: dict):

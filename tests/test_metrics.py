@@ -12,7 +12,6 @@ from apps.conversations.models import Message
 from apps.conversations.tasks import outbox_drain
 from apps.core import metrics
 from tests.fakes.kapso_server import fixture
-from tests.fakes.model_servers import OpenAIServer
 from tests.support import metric_samples
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,15 +24,6 @@ def fresh_metrics(settings):
     settings.METRICS_TOKEN = TOKEN
     metrics._client = None  # connect to the tests' Redis index
     redis.Redis.from_url(settings.REDIS_URL).delete(metrics.KEY)
-
-
-@pytest.fixture
-def openai(settings, agent):
-    with OpenAIServer() as server:
-        settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY = server.url + "/v1", "sk-test"
-        agent.model_provider, agent.model_name = "openai", "gpt-test"
-        agent.save()
-        yield server
 
 
 def scrape(client) -> dict:

@@ -17,21 +17,10 @@ from apps.conversations.models import Message, Thread
 from apps.whatsapp.tasks import templates_sync
 from tests.conftest import json_of
 from tests.factories import make_agent, make_thread
-from tests.fakes.model_servers import OpenAIServer
 from tests.test_templates import ORDER_UPDATE
 
 pytestmark = pytest.mark.django_db(transaction=True)
 NEW_YORK = ZoneInfo("America/New_York")
-
-
-@pytest.fixture
-def openai(settings, agent):
-    with OpenAIServer() as server:
-        settings.OPENAI_BASE_URL = server.url + "/v1"
-        settings.OPENAI_API_KEY = "sk-test"
-        agent.model_provider, agent.model_name = "openai", "gpt-test"
-        agent.save()
-        yield server
 
 
 def fire(schedule: Schedule) -> AgentRun | None:

@@ -19,18 +19,6 @@ OTHER = "+15550001111"
 
 
 @pytest.fixture
-def openai(settings, agent):
-    from tests.fakes.model_servers import OpenAIServer
-
-    with OpenAIServer() as server:
-        settings.OPENAI_BASE_URL = server.url + "/v1"
-        settings.OPENAI_API_KEY = "sk-test"
-        agent.model_provider, agent.model_name = "openai", "gpt-test"
-        agent.save()
-        yield server
-
-
-@pytest.fixture
 def other_thread(connection):
     thread = make_thread(connection, phone=OTHER, contact_name="Victim", last_inbound_at=timezone.now())
     Message.objects.create(
