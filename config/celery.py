@@ -13,6 +13,14 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
+@signals.worker_init.connect
+def _import_the_model_sdks(**kwargs) -> None:
+    """The model providers' SDKs take about two seconds to import: a worker pays that before it says
+    ready, not inside its first turn, where it would hold the turn's heartbeat back (and a short
+    AGENT_RUN_STALE_SECONDS would hand the turn to another worker). The web process never imports them."""
+    import apps.agents.llm.sdk  # noqa: F401
+
+
 @signals.task_prerun.connect
 @signals.task_postrun.connect
 def _close_broken_database_connections(task=None, **kwargs) -> None:
