@@ -399,7 +399,9 @@ def turn_begin(*, run: AgentRun, agent: Agent, thread: Thread) -> None:
     text = (agent.acknowledgement_text or "").strip()
     if not text:
         return
-    with transaction.atomic():
+    from apps.conversations.tasks import outbox_drains_as_tasks
+
+    with outbox_drains_as_tasks(), transaction.atomic():  # sent now, while the model works
         ours = AgentRun.objects.select_for_update().filter(
             pk=run.pk, status=RunStatus.RUNNING, attempts=run.attempts).exists()
         if ours and not Message.objects.filter(run_id=run.pk, raw__notice="acknowledgement").exists():

@@ -50,6 +50,18 @@ def outbox_drains_inline():
                 enqueue(outbox_drain, str(thread_id))
 
 
+@contextmanager
+def outbox_drains_as_tasks():
+    """Inside an outbox_drains_inline() block: drains asked for here go to a task at once, for what the
+    contact must see while the turn goes on (the acknowledgement), not when the turn ends."""
+    collected = getattr(_inline, "threads", None)
+    _inline.threads = None
+    try:
+        yield
+    finally:
+        _inline.threads = collected
+
+
 @shared_task(ignore_result=True)
 def outbox_drain(thread_id: str) -> None:
     """Send the thread's queued messages one at a time, in order."""
